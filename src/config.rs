@@ -1,0 +1,322 @@
+//! Broker configuration: built-in defaults → `heraclitus.yaml` (or `--config FILE`) →
+//! `HERACLITUS_…` environment variables (nested keys joined by `__`) → CLI flags.
+//!
+//! Every key here is used by the broker; unknown keys and bad values stop start-up with a message
+//! naming the key (serde's `deny_unknown_fields` plus [`Settings::validate`]).
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// Kafka's `socket.request.max.bytes` default: the largest request frame we allocate for.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the Kafka listener binds to.
+    pub bind_host: String,
+    pub kafka_port: u16,
+    pub http_port: u16,
+    /// Host advertised to clients in Metadata (an IPv4 address by default: librdkafka tries IPv6
+    /// first for "localhost").
+    pub advertised_host: String,
+    /// Port advertised to clients; defaults to the bound Kafka port.
+    pub advertised_port: Option<u16>,
+    /// This broker's node id.
+    pub node_id: i32,
+    /// Create unknown topics on Metadata/Produce requests.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics with num_partitions = -1.
+    pub default_partitions: i32,
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Largest record batch accepted on produce (Kafka's `message.max.bytes`).
+    pub max_message_bytes: usize,
+    /// Requests one connection may have in flight before we stop reading from it.
+    pub max_in_flight_per_connection: usize,
+    pub storage: StorageSettings,
+    pub batching: BatchingSettings,
+    pub retention: RetentionSettings,
+    pub metrics: MetricsSettings,
+    pub performance: PerformanceSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Storage DSN: a folder path (default), `file:///…`, `memory://`, or `s3://bucket/prefix`.
+    #[serde(alias = "dsn")]
+    pub path: String,
+    /// Memory budget for recent batches kept as produced (served without re-encoding), bytes.
+    pub hot_tail_bytes: usize,
+    /// Memory budget for decoded cold segments, bytes.
+    pub segment_cache_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchingSettings {
+    /// Flush a partition's buffer once it holds this many bytes.
+    pub max_batch_size: usize,
+    /// Flush a partition's buffer once it holds this many records.
+    pub max_batch_messages: usize,
+    /// Flush a partition's buffer once its oldest record waited this long (ms).
+    pub flush_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Broker default `retention.ms` (-1 = keep forever).
+    pub ms: i64,
+    /// Broker default `retention.bytes` per partition (-1 = unlimited).
+    pub bytes: i64,
+    /// How often retention is checked (ms).
+    pub check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceSettings {
+    pub tcp_nodelay: bool,
+    /// SO_SNDBUF for client sockets (0 = OS default).
+    pub socket_send_buffer_bytes: usize,
+    /// SO_RCVBUF for client sockets (0 = OS default).
+    pub socket_recv_buffer_bytes: usize,
+    /// Worker threads (actix arbiters) that run Connection and PartitionLeader actors
+    /// (0 = number of cores).
+    pub buffer_pool_size: usize,
+    /// zstd level of the Parquet pages the broker writes.
+    pub compression_level: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub enabled: bool,
+    pub mechanism: String,
+    pub plain_username: String,
+    pub plain_password: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind_host: "0.0.0.0".into(),
+            kafka_port: 9092,
+            http_port: 9093,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: None,
+            node_id: 1,
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_message_bytes: 1024 * 1024 + 12,
+            max_in_flight_per_connection: 64,
+            storage: StorageSettings::default(),
+            batching: BatchingSettings::default(),
+            retention: RetentionSettings::default(),
+            metrics: MetricsSettings::default(),
+            performance: PerformanceSettings::default(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            path: "./data".into(),
+            hot_tail_bytes: 256 * 1024 * 1024,
+            segment_cache_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for BatchingSettings {
+    fn default() -> Self {
+        BatchingSettings {
+            max_batch_size: 8 * 1024 * 1024,
+            max_batch_messages: 100_000,
+            flush_interval_ms: 2,
+        }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            ms: 7 * 24 * 3600 * 1000,
+            bytes: -1,
+            check_interval_ms: 30_000,
+        }
+    }
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            prefix: "heraclitus".into(),
+        }
+    }
+}
+
+impl Default for PerformanceSettings {
+    fn default() -> Self {
+        PerformanceSettings {
+            tcp_nodelay: true,
+            socket_send_buffer_bytes: 0,
+            socket_recv_buffer_bytes: 0,
+            buffer_pool_size: 0,
+            compression_level: 1,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            enabled: false,
+            mechanism: "PLAIN".into(),
+            plain_username: String::new(),
+            plain_password: String::new(),
+        }
+    }
+}
+
+/// Loading or validating the configuration failed; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Layer defaults, the YAML file (required when given explicitly, optional
+    /// `heraclitus.yaml` in the working directory otherwise) and `HERACLITUS_…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                builder = builder.add_source(
+                    config::File::from(path)
+                        .format(config::FileFormat::Yaml)
+                        .required(true),
+                )
+            }
+            None => {
+                builder = builder.add_source(
+                    config::File::with_name("heraclitus.yaml")
+                        .format(config::FileFormat::Yaml)
+                        .required(false),
+                )
+            }
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("HERACLITUS")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let built = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = built
+            .try_deserialize()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Reject values that would make the broker misbehave, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |k: &str, why: &str| Err(ConfigError(format!("{k}: {why}")));
+        if self.default_partitions < 1 {
+            return bad("default_partitions", "must be at least 1");
+        }
+        if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as usize {
+            return bad("max_request_bytes", "must be between 1024 and 2147483647");
+        }
+        if self.max_message_bytes < 64 || self.max_message_bytes > self.max_request_bytes {
+            return bad(
+                "max_message_bytes",
+                "must be between 64 and max_request_bytes",
+            );
+        }
+        if self.max_in_flight_per_connection == 0 {
+            return bad("max_in_flight_per_connection", "must be at least 1");
+        }
+        if self.storage.path.trim().is_empty() {
+            return bad("storage.path", "must not be empty");
+        }
+        if self.batching.max_batch_size == 0 {
+            return bad("batching.max_batch_size", "must be at least 1");
+        }
+        if self.batching.max_batch_messages == 0 {
+            return bad("batching.max_batch_messages", "must be at least 1");
+        }
+        if !(-7..=22).contains(&self.performance.compression_level) {
+            return bad(
+                "performance.compression_level",
+                "zstd level must be in -7..=22",
+            );
+        }
+        if self.advertised_host.trim().is_empty() {
+            return bad("advertised_host", "must not be empty");
+        }
+        if self.retention.check_interval_ms == 0 {
+            return bad("retention.check_interval_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn advertised_port(&self) -> u16 {
+        self.advertised_port.unwrap_or(self.kafka_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn file_overrides_defaults_and_dsn_is_an_alias() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            f,
+            "kafka_port: 19092\nstorage:\n  dsn: memory://\nbatching:\n  flush_interval_ms: 7"
+        )
+        .unwrap();
+        let s = Settings::load(Some(f.path())).unwrap();
+        assert_eq!(s.kafka_port, 19092);
+        assert_eq!(s.storage.path, "memory://");
+        assert_eq!(s.batching.flush_interval_ms, 7);
+        assert_eq!(s.http_port, 9093);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "storage:\n  pathh: /tmp/x").unwrap();
+        let e = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("pathh"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_rejected_with_its_name() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "default_partitions: 0").unwrap();
+        let e = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("default_partitions"), "{e}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "kafka_port: notaport").unwrap();
+        let e = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("kafka_port"), "{e}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The one internal error type of the broker and its mapping to Kafka error codes.
+//!
+//! Every failure a client can observe goes through [`Error::code`]: that is the only place where
+//! internal failures become Kafka wire error codes.
+
+use thiserror::Error;
+
+/// Kafka wire error codes we emit (see Kafka's `Errors.java`).
+pub mod code {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const INVALID_FETCH_SIZE: i16 = 4;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const RECORD_LIST_TOO_LARGE: i16 = 18;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    pub const INVALID_CONFIG: i16 = 40;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const INVALID_RECORD: i16 = 87;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+}
+
+/// Everything that can go wrong inside the broker.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("record batch too large: {0} bytes")]
+    MessageTooLarge(usize),
+    #[error("unsupported compression codec {0}")]
+    UnsupportedCompression(i16),
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("offset {offset} out of range [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    #[error("topic already exists: {0}")]
+    TopicAlreadyExists(String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("the partition is not available (shutting down or deleted)")]
+    NotLeader,
+    #[error("request timed out")]
+    Timeout,
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("parquet: {0}")]
+    Parquet(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The Kafka error code a client sees for this error. The single mapping point.
+    pub fn code(&self) -> i16 {
+        use code::*;
+        match self {
+            Error::CorruptMessage(_) => CORRUPT_MESSAGE,
+            Error::InvalidRecord(_) => INVALID_RECORD,
+            Error::MessageTooLarge(_) => MESSAGE_TOO_LARGE,
+            Error::UnsupportedCompression(_) => UNSUPPORTED_COMPRESSION_TYPE,
+            Error::UnsupportedMagic(_) => UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            Error::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+            Error::UnknownTopicId => UNKNOWN_TOPIC_ID,
+            Error::OffsetOutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+            Error::InvalidTopic(_) => INVALID_TOPIC_EXCEPTION,
+            Error::TopicAlreadyExists(_) => TOPIC_ALREADY_EXISTS,
+            Error::InvalidPartitions(_) => INVALID_PARTITIONS,
+            Error::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+            Error::InvalidConfig(_) => INVALID_CONFIG,
+            Error::InvalidRequiredAcks(_) => INVALID_REQUIRED_ACKS,
+            Error::InvalidRequest(_) => INVALID_REQUEST,
+            Error::NotLeader => NOT_LEADER_OR_FOLLOWER,
+            Error::Timeout => REQUEST_TIMED_OUT,
+            // Retriable: the client retries the produce; nothing was acknowledged.
+            Error::Storage(_) => KAFKA_STORAGE_ERROR,
+            Error::Parquet(_) => KAFKA_STORAGE_ERROR,
+            Error::Internal(_) => UNKNOWN_SERVER_ERROR,
+        }
+    }
+
+    /// A message safe to send to clients.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(e: object_store::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        Error::Parquet(e.to_string())
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Parquet(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_are_retriable_storage_code() {
+        assert_eq!(Error::Storage("x".into()).code(), code::KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            Error::CorruptMessage("crc".into()).code(),
+            code::CORRUPT_MESSAGE
+        );
+        assert_eq!(
+            Error::OffsetOutOfRange {
+                offset: 5,
+                start: 0,
+                end: 1
+            }
+            .code(),
+            code::OFFSET_OUT_OF_RANGE
+        );
+    }
+}

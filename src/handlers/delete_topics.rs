@@ -1,0 +1,53 @@
+//! DeleteTopics (v1–6): by name, or by topic id from v6; deletes metadata and segments.
+
+use super::{err_msg, RequestCtx};
+use crate::error::Error;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+pub async fn handle(ctx: &RequestCtx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let broker = &ctx.broker;
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.as_str().to_string()), uuid::Uuid::nil()))
+        .collect();
+    targets.extend(
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.as_str().to_string()), t.topic_id)),
+    );
+    let mut resp = DeleteTopicsResponse::default();
+    for (name, id) in targets {
+        let mut r = DeletableTopicResult::default();
+        r.topic_id = id;
+        let resolved = match &name {
+            Some(n) => broker
+                .topic(n)
+                .map(|t| t.name.clone())
+                .ok_or(Error::UnknownTopicOrPartition),
+            None => broker
+                .topic_by_id(id.as_bytes())
+                .map(|t| t.name.clone())
+                .ok_or(Error::UnknownTopicId),
+        };
+        r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
+        let result = match resolved {
+            Ok(n) => {
+                if let Some(t) = broker.topic(&n) {
+                    r.topic_id = uuid::Uuid::from_bytes(t.id);
+                }
+                r.name = Some(TopicName(StrBytes::from_string(n.clone())));
+                broker.delete_topic(&n).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            r.error_code = e.code();
+            r.error_message = err_msg(&e);
+        }
+        resp.responses.push(r);
+    }
+    resp
+}

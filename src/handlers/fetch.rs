@@ -1,0 +1,220 @@
+//! Fetch (v4–16): reads from the hot tail (batches as produced, no re-encoding) or from cold
+//! segments through the segment cache; honours `max_wait_ms`/`min_bytes` (long-poll woken by
+//! the partitions' high watermarks), `max_bytes`, per-partition limits and the isolation level
+//! (without transactions the last stable offset equals the high watermark). Only durable data
+//! (below the high watermark) is ever returned. Fetch sessions (KIP-227) are not kept: every
+//! response says session 0, which tells clients to send full requests.
+
+use super::RequestCtx;
+use crate::broker::{Broker, Topic};
+use crate::error::{code, Error, Result};
+use crate::log::leader::Read;
+use crate::log::partition::ReadPlan;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Longest long-poll we honour (Kafka clients default to 500 ms).
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+
+struct Target {
+    topic_index: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    topic: Option<Arc<Topic>>,
+}
+
+pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchResponse {
+    let broker = &ctx.broker;
+    let mut resp = FetchResponse::default();
+    if req.session_id != 0 || req.session_epoch > 0 {
+        resp.error_code = FETCH_SESSION_ID_NOT_FOUND;
+        return resp;
+    }
+    let by_id = ctx.version >= 13;
+    let mut targets = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let topic = if by_id {
+            broker.topic_by_id(t.topic_id.as_bytes())
+        } else {
+            broker.topic(t.topic.as_str())
+        };
+        let mut tr = FetchableTopicResponse::default();
+        tr.topic = t.topic.clone();
+        tr.topic_id = t.topic_id;
+        resp.responses.push(tr);
+        for p in &t.partitions {
+            targets.push(Target {
+                topic_index: ti,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                topic: topic.clone(),
+            });
+        }
+    }
+    let max_bytes = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+
+    let mut watchers: Vec<watch::Receiver<i64>> = targets
+        .iter()
+        .filter_map(|t| {
+            t.topic
+                .as_ref()?
+                .partition(t.partition)
+                .map(|p| p.high_watermark.clone())
+        })
+        .collect();
+    let results = loop {
+        for w in watchers.iter_mut() {
+            w.borrow_and_update();
+        }
+        let results = read_all(broker, &targets, max_bytes, by_id).await;
+        let total: usize = results
+            .iter()
+            .map(|r| r.records.as_ref().map_or(0, |b| b.len()))
+            .sum();
+        let any_error = results.iter().any(|r| r.error_code != code::NONE);
+        if total >= min_bytes.max(1)
+            || any_error
+            || Instant::now() >= deadline
+            || watchers.is_empty()
+        {
+            break results;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let changed =
+            futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        match tokio::time::timeout(remaining, changed).await {
+            Ok((Ok(()), _, _)) => continue,
+            // Deadline reached, or a partition went away: answer with what there is now.
+            _ => break read_all(broker, &targets, max_bytes, by_id).await,
+        }
+    };
+    for (t, pd) in targets.iter().zip(results) {
+        resp.responses[t.topic_index].partitions.push(pd);
+    }
+    resp
+}
+
+async fn read_all(
+    broker: &Broker,
+    targets: &[Target],
+    max_bytes: usize,
+    by_id: bool,
+) -> Vec<PartitionData> {
+    let mut out = Vec::with_capacity(targets.len());
+    let mut budget = max_bytes;
+    for t in targets {
+        let mut pd = PartitionData::default();
+        pd.partition_index = t.partition;
+        pd.high_watermark = -1;
+        pd.last_stable_offset = -1;
+        pd.log_start_offset = -1;
+        pd.preferred_read_replica = (-1).into();
+        pd.records = Some(Bytes::new());
+        let Some(topic) = &t.topic else {
+            pd.error_code = if by_id {
+                code::UNKNOWN_TOPIC_ID
+            } else {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            };
+            out.push(pd);
+            continue;
+        };
+        let Some(part) = topic.partition(t.partition) else {
+            pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+            out.push(pd);
+            continue;
+        };
+        let hw = part.stats.high_watermark.load(Ordering::Relaxed);
+        pd.high_watermark = hw;
+        pd.last_stable_offset = hw;
+        pd.log_start_offset = part.stats.log_start.load(Ordering::Relaxed);
+        let limit = t.max_bytes.min(budget);
+        if limit == 0 && budget < max_bytes {
+            out.push(pd);
+            continue;
+        }
+        match read_partition(broker, part, t.offset, limit.max(1)).await {
+            Ok((bytes, hw_now, start)) => {
+                budget = budget.saturating_sub(bytes.len());
+                pd.high_watermark = hw_now.max(hw);
+                pd.last_stable_offset = pd.high_watermark;
+                pd.log_start_offset = start;
+                pd.records = Some(bytes);
+            }
+            Err(e) => pd.error_code = e.code(),
+        }
+        out.push(pd);
+    }
+    out
+}
+
+/// Read up to `limit` bytes from `offset` (at least one whole batch when any is available).
+async fn read_partition(
+    broker: &Broker,
+    part: &crate::broker::Partition,
+    offset: i64,
+    limit: usize,
+) -> Result<(Bytes, i64, i64)> {
+    let plan = part
+        .addr
+        .send(Read {
+            offset,
+            max_bytes: limit,
+        })
+        .await
+        .map_err(|_| Error::NotLeader)??;
+    let hw = part.stats.high_watermark.load(Ordering::Relaxed);
+    let start = part.stats.log_start.load(Ordering::Relaxed);
+    let chunks: Vec<Bytes> = match plan {
+        ReadPlan::Hot(chunks) => chunks,
+        ReadPlan::Cold(segments) => {
+            let mut chunks = Vec::new();
+            let mut size = 0usize;
+            'outer: for s in segments {
+                let batches = broker.cache.get_or_load(&broker.storage, &s.path).await?;
+                for b in batches.iter() {
+                    if b.last_offset < offset {
+                        continue;
+                    }
+                    if !chunks.is_empty() && size + b.bytes.len() > limit {
+                        break 'outer;
+                    }
+                    size += b.bytes.len();
+                    chunks.push(b.bytes.clone());
+                }
+            }
+            chunks
+        }
+    };
+    Ok((concat(chunks), hw, start))
+}
+
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut b = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
+            for c in chunks {
+                b.extend_from_slice(&c);
+            }
+            b.freeze()
+        }
+    }
+}

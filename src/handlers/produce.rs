@@ -1,0 +1,119 @@
+//! Produce (v3–11; v0–2 close the connection, see `SUPPORTED`). Each partition's batch is
+//! validated (magic 2, lengths, CRC-32C, codec, record count and deltas, decompression capped),
+//! appended by its PartitionLeader, and answered only once durable (acks 1/-1). acks=0 gets no
+//! response at all.
+
+use super::{err_msg, RequestCtx};
+use crate::error::{code, Error, Result};
+use crate::log::leader::Append;
+use crate::log::partition::AppendResult;
+use crate::protocol::records::{validate_produce, BatchHeader, ValidatedBatch};
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::time::Duration;
+
+/// Cap on a produced batch's decompressed size relative to the largest accepted batch:
+/// generous for real data (text compresses ~10×), fatal for a compression bomb.
+pub const DECOMPRESSION_RATIO_CAP: usize = 64;
+
+async fn validate(records: Option<Bytes>, max_bytes: usize) -> Result<ValidatedBatch> {
+    let records = records.ok_or_else(|| Error::InvalidRecord("null record set".into()))?;
+    if records.len() > max_bytes {
+        return Err(Error::MessageTooLarge(records.len()));
+    }
+    let cap = max_bytes
+        .saturating_mul(DECOMPRESSION_RATIO_CAP)
+        .max(1 << 20);
+    let compressed = BatchHeader::parse(&records)
+        .map(|h| h.attributes & 0x7 != 0)
+        .unwrap_or(false);
+    if compressed {
+        // Decompression is heavy: keep it off the connection's event loop.
+        tokio::task::spawn_blocking(move || validate_produce(&records, cap))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    } else {
+        validate_produce(&records, cap)
+    }
+}
+
+pub async fn handle(ctx: &RequestCtx, req: ProduceRequest) -> Option<ProduceResponse> {
+    let broker = ctx.broker.clone();
+    let acks = req.acks;
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
+    let mut jobs = Vec::new();
+    for t in &req.topic_data {
+        let name = t.name.as_str().to_string();
+        let topic = broker.topic(&name);
+        for p in &t.partition_data {
+            let topic = topic.clone();
+            let records = p.records.clone();
+            let idx = p.index;
+            let broker = broker.clone();
+            jobs.push(async move {
+                let res: Result<AppendResult> = async {
+                    if !matches!(acks, -1..=1) {
+                        return Err(Error::InvalidRequiredAcks(acks));
+                    }
+                    let topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
+                    let part = topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
+                    let max = topic
+                        .max_message_bytes()
+                        .unwrap_or(broker.settings.max_message_bytes);
+                    let batch = validate(records, max).await?;
+                    let send = part.addr.send(Append {
+                        batch,
+                        wait_durable: acks != 0,
+                    });
+                    match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send).await {
+                        Err(_) => Err(Error::Timeout),
+                        Ok(Err(_mailbox)) => Err(Error::NotLeader),
+                        Ok(Ok(r)) => r,
+                    }
+                }
+                .await;
+                (idx, res)
+            });
+        }
+    }
+    let results = futures::future::join_all(jobs).await;
+    if acks == 0 {
+        return None;
+    }
+    let mut resp = ProduceResponse::default();
+    let mut it = results.into_iter();
+    for t in req.topic_data {
+        let mut tr = TopicProduceResponse::default();
+        tr.name = t.name.clone();
+        tr.topic_id = t.topic_id;
+        for _ in &t.partition_data {
+            let Some((idx, res)) = it.next() else { break };
+            let mut pr = PartitionProduceResponse::default();
+            pr.index = idx;
+            pr.log_append_time_ms = -1;
+            match res {
+                Ok(r) => {
+                    pr.base_offset = r.base_offset;
+                    pr.log_start_offset = r.log_start_offset;
+                }
+                Err(e) => {
+                    if e.code() == code::KAFKA_STORAGE_ERROR
+                        || e.code() == code::UNKNOWN_SERVER_ERROR
+                    {
+                        tracing::warn!("produce to {}-{idx} failed: {e}", t.name.as_str());
+                    } else {
+                        tracing::debug!("produce to {}-{idx} refused: {e}", t.name.as_str());
+                    }
+                    pr.error_code = e.code();
+                    pr.error_message = err_msg(&e);
+                    pr.base_offset = -1;
+                    pr.log_start_offset = -1;
+                }
+            }
+            tr.partition_responses.push(pr);
+        }
+        resp.responses.push(tr);
+    }
+    Some(resp)
+}

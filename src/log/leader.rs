@@ -1,0 +1,277 @@
+//! The PartitionLeader actor: a thin shell that owns one [`PartitionLog`], forwards appended
+//! batches to the SegmentWriter in offset order, answers produces when the writer reports them
+//! durable, publishes the high watermark (for long-polling fetches), and applies retention.
+
+use super::partition::{AppendResult, PartitionLog, ReadPlan, Snapshot};
+use super::TopicPartition;
+use crate::error::{Error, Result};
+use crate::protocol::records::ValidatedBatch;
+use crate::storage::cache::SegmentCache;
+use crate::storage::writer::{now_ms, SegmentMeta, WriterCmd, WriterEvent};
+use crate::storage::Storage;
+use actix::prelude::*;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Per-partition numbers readable without a message (metadata, metrics).
+#[derive(Debug, Default)]
+pub struct PartitionStats {
+    pub log_start: AtomicI64,
+    pub high_watermark: AtomicI64,
+}
+
+/// Retention settings of the partition's topic (updated when topic configs change).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub ms: i64,
+    pub bytes: i64,
+}
+
+/// Shared resources every leader uses.
+#[derive(Clone)]
+pub struct LeaderEnv {
+    pub writer: mpsc::Sender<WriterCmd>,
+    pub storage: Storage,
+    pub cache: Arc<SegmentCache>,
+    /// Bytes held by all hot tails together, and their budget.
+    pub hot_total: Arc<AtomicUsize>,
+    pub hot_budget: usize,
+    pub retention_check: Duration,
+}
+
+pub struct PartitionLeader {
+    log: PartitionLog,
+    env: LeaderEnv,
+    hw_tx: watch::Sender<i64>,
+    stats: Arc<PartitionStats>,
+    retention: Arc<RwLock<Retention>>,
+}
+
+impl PartitionLeader {
+    pub fn new(
+        tp: TopicPartition,
+        segments: Vec<SegmentMeta>,
+        env: LeaderEnv,
+        retention: Arc<RwLock<Retention>>,
+    ) -> (PartitionLeader, watch::Receiver<i64>, Arc<PartitionStats>) {
+        let log = PartitionLog::new(tp, segments);
+        let (hw_tx, hw_rx) = watch::channel(log.high_watermark());
+        let stats = Arc::new(PartitionStats::default());
+        stats.log_start.store(log.log_start(), Ordering::Relaxed);
+        stats
+            .high_watermark
+            .store(log.high_watermark(), Ordering::Relaxed);
+        (
+            PartitionLeader {
+                log,
+                env,
+                hw_tx,
+                stats: stats.clone(),
+                retention,
+            },
+            hw_rx,
+            stats,
+        )
+    }
+
+    fn publish(&self) {
+        self.stats
+            .high_watermark
+            .store(self.log.high_watermark(), Ordering::Relaxed);
+        self.stats
+            .log_start
+            .store(self.log.log_start(), Ordering::Relaxed);
+        self.hw_tx.send_replace(self.log.high_watermark());
+    }
+
+    fn enforce_hot_budget(&mut self) {
+        let total = self.env.hot_total.load(Ordering::Relaxed);
+        if total > self.env.hot_budget {
+            let freed = self.log.evict_hot(total - self.env.hot_budget);
+            self.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
+        }
+    }
+
+    fn run_retention(&mut self) {
+        let r = self
+            .retention
+            .read()
+            .map(|r| *r)
+            .unwrap_or(Retention { ms: -1, bytes: -1 });
+        if r.ms < 0 && r.bytes < 0 {
+            return;
+        }
+        let before = self.log.hot_bytes();
+        let removed = self.log.apply_retention(now_ms(), r.ms, r.bytes);
+        let freed = before - self.log.hot_bytes();
+        self.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
+        if removed.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "{}: retention removed {} segment(s); log start offset now {}",
+            self.log.tp,
+            removed.len(),
+            self.log.log_start()
+        );
+        self.publish();
+        let storage = self.env.storage.clone();
+        let cache = self.env.cache.clone();
+        actix::spawn(async move {
+            for s in removed {
+                cache.remove(&s.path);
+                if let Err(e) = storage.delete(&s.path).await {
+                    tracing::warn!("retention could not delete {}: {e}", s.path);
+                }
+            }
+        });
+    }
+}
+
+impl Actor for PartitionLeader {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.log.fail_all(|| Error::NotLeader);
+        let freed = self.log.hot_bytes();
+        self.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
+        Running::Stop
+    }
+}
+
+/// Append one validated batch. Resolves when it is durable (acks 1/-1) or at once (acks 0).
+#[derive(Message)]
+#[rtype(result = "Result<AppendResult>")]
+pub struct Append {
+    pub batch: ValidatedBatch,
+    pub wait_durable: bool,
+}
+
+impl Handler<Append> for PartitionLeader {
+    type Result = ResponseFuture<Result<AppendResult>>;
+
+    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
+        let (base, last, bytes) = self.log.assign(&msg.batch);
+        self.env.hot_total.fetch_add(bytes.len(), Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if msg.wait_durable {
+            self.log.add_waiter(base, last, tx);
+        }
+        let cmd = WriterCmd::Append {
+            tp: self.log.tp.clone(),
+            leader: ctx.address().recipient(),
+            base,
+            last,
+            bytes,
+        };
+        match self.env.writer.try_send(cmd) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                // Keep offset order: pause this leader's mailbox until the writer has room.
+                let w = self.env.writer.clone();
+                ctx.wait(
+                    async move {
+                        let _ = w.send(cmd).await;
+                    }
+                    .into_actor(self),
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.log.on_failed(base, "storage writer stopped");
+            }
+        }
+        let log_start = self.log.log_start();
+        Box::pin(async move {
+            if !msg.wait_durable {
+                return Ok(AppendResult {
+                    base_offset: base,
+                    log_start_offset: log_start,
+                });
+            }
+            rx.await.map_err(|_| Error::NotLeader)?
+        })
+    }
+}
+
+impl Handler<WriterEvent> for PartitionLeader {
+    type Result = ();
+
+    fn handle(&mut self, ev: WriterEvent, _ctx: &mut Context<Self>) {
+        match ev {
+            WriterEvent::Durable(seg) => {
+                if self.log.on_durable(seg) {
+                    self.publish();
+                }
+                self.enforce_hot_budget();
+            }
+            WriterEvent::Failed { from, error } => {
+                let before = self.log.hot_bytes();
+                self.log.on_failed(from, &error);
+                self.env
+                    .hot_total
+                    .fetch_sub(before - self.log.hot_bytes(), Ordering::Relaxed);
+                let cmd = WriterCmd::Reset {
+                    tp: self.log.tp.clone(),
+                };
+                if let Err(mpsc::error::TrySendError::Full(cmd)) = self.env.writer.try_send(cmd) {
+                    let w = self.env.writer.clone();
+                    _ctx.wait(
+                        async move {
+                            let _ = w.send(cmd).await;
+                        }
+                        .into_actor(self),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Plan a read from `offset`.
+#[derive(Message)]
+#[rtype(result = "Result<ReadPlan>")]
+pub struct Read {
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+impl Handler<Read> for PartitionLeader {
+    type Result = Result<ReadPlan>;
+
+    fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
+        self.log.read(msg.offset, msg.max_bytes)
+    }
+}
+
+/// A consistent view for offset lookups (ListOffsets).
+#[derive(Message)]
+#[rtype(result = "Snapshot")]
+pub struct GetSnapshot;
+
+impl Handler<GetSnapshot> for PartitionLeader {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.log.snapshot())
+    }
+}
+
+/// Stop the leader (topic deleted or broker shutting down).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for PartitionLeader {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,390 @@
+//! The log of one partition as a plain struct: offset assignment, the hot tail of recent
+//! batches, the index of durable segments, the high watermark (durable end) and the produce
+//! requests waiting for durability. No I/O and no actors here, so it is unit-tested directly.
+
+use super::TopicPartition;
+use crate::error::{Error, Result};
+use crate::protocol::records::{set_base_offset, ValidatedBatch};
+use crate::storage::writer::SegmentMeta;
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use tokio::sync::oneshot;
+
+/// What a successful produce of one batch returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// A recent batch kept exactly as produced (base offset rewritten).
+#[derive(Debug, Clone)]
+pub struct HotBatch {
+    pub base: i64,
+    pub last: i64,
+    pub max_timestamp: i64,
+    pub bytes: Bytes,
+}
+
+/// Where the data for a fetch at some offset lives.
+#[derive(Debug, Clone)]
+pub enum ReadPlan {
+    /// Batches from the hot tail (empty when the offset is the high watermark).
+    Hot(Vec<Bytes>),
+    /// Durable segments to load, in order, starting with the one holding the offset.
+    Cold(Vec<SegmentMeta>),
+}
+
+type Waiter = oneshot::Sender<Result<AppendResult>>;
+
+#[derive(Debug)]
+struct Pending {
+    base: i64,
+    last: i64,
+    tx: Waiter,
+}
+
+/// A read-only view for offset lookups.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    pub segments: Vec<SegmentMeta>,
+    pub hot: Vec<HotBatch>,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub tp: TopicPartition,
+    next_offset: i64,
+    high_watermark: i64,
+    log_start: i64,
+    hot: VecDeque<HotBatch>,
+    hot_bytes: usize,
+    segments: BTreeMap<i64, SegmentMeta>,
+    pending: VecDeque<Pending>,
+}
+
+impl PartitionLog {
+    /// A log whose durable content is `segments` (recovered at start-up; may be empty).
+    pub fn new(tp: TopicPartition, segments: Vec<SegmentMeta>) -> PartitionLog {
+        let mut map = BTreeMap::new();
+        for s in segments {
+            map.insert(s.base, s);
+        }
+        let next = map.values().next_back().map_or(0, |s| s.last + 1);
+        let start = map.values().next().map_or(next, |s| s.base);
+        PartitionLog {
+            tp,
+            next_offset: next,
+            high_watermark: next,
+            log_start: start,
+            hot: VecDeque::new(),
+            hot_bytes: 0,
+            segments: map,
+            pending: VecDeque::new(),
+        }
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn log_start(&self) -> i64 {
+        self.log_start
+    }
+    pub fn hot_bytes(&self) -> usize {
+        self.hot_bytes
+    }
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentMeta> {
+        self.segments.values()
+    }
+
+    /// Assign offsets to a validated batch: copy it once, rewrite its base offset, keep it in
+    /// the hot tail (invisible to readers until durable). Returns (base, last, bytes).
+    pub fn assign(&mut self, batch: &ValidatedBatch) -> (i64, i64, Bytes) {
+        let base = self.next_offset;
+        let last = base + batch.header.last_offset_delta as i64;
+        let mut buf = BytesMut::from(&batch.bytes[..]);
+        set_base_offset(&mut buf, base);
+        let bytes = buf.freeze();
+        self.next_offset = last + 1;
+        self.hot_bytes += bytes.len();
+        self.hot.push_back(HotBatch {
+            base,
+            last,
+            max_timestamp: batch.header.max_timestamp,
+            bytes: bytes.clone(),
+        });
+        (base, last, bytes)
+    }
+
+    /// Wait for durability of a batch whose last offset is `last`.
+    pub fn add_waiter(&mut self, base: i64, last: i64, tx: Waiter) {
+        self.pending.push_back(Pending { base, last, tx });
+    }
+
+    /// A segment became durable: advance the high watermark, index the segment and answer the
+    /// produces it covers. Returns true when the high watermark moved.
+    pub fn on_durable(&mut self, seg: SegmentMeta) -> bool {
+        if seg.base != self.high_watermark || seg.last < seg.base {
+            tracing::error!(
+                "{}: durable segment {}-{} does not continue the high watermark {}",
+                self.tp,
+                seg.base,
+                seg.last,
+                self.high_watermark
+            );
+            return false;
+        }
+        let last = seg.last;
+        self.high_watermark = last + 1;
+        if self.segments.is_empty() && self.log_start > seg.base {
+            self.log_start = seg.base;
+        }
+        self.segments.insert(seg.base, seg);
+        while self.pending.front().is_some_and(|p| p.last <= last) {
+            if let Some(p) = self.pending.pop_front() {
+                let _ = p.tx.send(Ok(AppendResult {
+                    base_offset: p.base,
+                    log_start_offset: self.log_start,
+                }));
+            }
+        }
+        true
+    }
+
+    /// Writing from offset `from` failed: fail every produce at or after it, drop those
+    /// batches and hand their offsets out again (offsets stay dense).
+    pub fn on_failed(&mut self, from: i64, error: &str) {
+        let from = from.max(self.high_watermark);
+        for p in self.pending.drain(..) {
+            let _ = p.tx.send(Err(Error::Storage(error.to_string())));
+        }
+        while self.hot.back().is_some_and(|b| b.base >= from) {
+            if let Some(b) = self.hot.pop_back() {
+                self.hot_bytes -= b.bytes.len();
+            }
+        }
+        self.next_offset = from;
+    }
+
+    /// Fail all waiters (the partition is going away).
+    pub fn fail_all(&mut self, e: fn() -> Error) {
+        for p in self.pending.drain(..) {
+            let _ = p.tx.send(Err(e()));
+        }
+    }
+
+    /// Plan a read of up to `max_bytes` from `offset` (at least one batch when data exists).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadPlan> {
+        if offset < self.log_start || offset > self.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                start: self.log_start,
+                end: self.high_watermark,
+            });
+        }
+        if offset == self.high_watermark {
+            return Ok(ReadPlan::Hot(Vec::new()));
+        }
+        if let Some(front) = self.hot.front() {
+            if offset >= front.base {
+                let i = self.hot.partition_point(|b| b.last < offset);
+                let mut out = Vec::new();
+                let mut size = 0;
+                for b in self.hot.range(i..) {
+                    if b.base >= self.high_watermark {
+                        break;
+                    }
+                    if !out.is_empty() && size + b.bytes.len() > max_bytes {
+                        break;
+                    }
+                    size += b.bytes.len();
+                    out.push(b.bytes.clone());
+                }
+                return Ok(ReadPlan::Hot(out));
+            }
+        }
+        let first = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, s)| s.last >= offset)
+            .map(|(k, _)| *k)
+            .or_else(|| self.segments.range(offset..).next().map(|(k, _)| *k));
+        let Some(first) = first else {
+            return Ok(ReadPlan::Hot(Vec::new()));
+        };
+        let mut segs = Vec::new();
+        let mut size = 0u64;
+        for s in self.segments.range(first..).map(|(_, s)| s) {
+            if !segs.is_empty() && size + s.size > max_bytes as u64 {
+                break;
+            }
+            size += s.size;
+            segs.push(s.clone());
+        }
+        Ok(ReadPlan::Cold(segs))
+    }
+
+    /// Drop the oldest durable hot batches until this partition holds at most `keep` bytes or
+    /// `over` bytes were freed. Returns bytes freed.
+    pub fn evict_hot(&mut self, over: usize) -> usize {
+        let mut freed = 0;
+        while freed < over {
+            match self.hot.front() {
+                Some(b) if b.last < self.high_watermark && self.hot.len() > 1 => {
+                    freed += b.bytes.len();
+                    self.hot_bytes -= b.bytes.len();
+                    self.hot.pop_front();
+                }
+                _ => break,
+            }
+        }
+        freed
+    }
+
+    /// Delete whole segments older than `retention_ms` (by their newest timestamp) or beyond
+    /// `retention_bytes` of total size (oldest first). The newest segment always stays.
+    /// Returns the removed segments; the log start offset moves past them.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Vec<SegmentMeta> {
+        let mut removed = Vec::new();
+        let mut total: i64 = self.segments.values().map(|s| s.size as i64).sum();
+        while self.segments.len() > 1 {
+            let Some((&k, s)) = self.segments.iter().next() else {
+                break;
+            };
+            let too_old = retention_ms >= 0 && s.max_timestamp_hint() < now_ms - retention_ms;
+            let too_big = retention_bytes >= 0 && total - s.size as i64 >= retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= s.size as i64;
+            if let Some(s) = self.segments.remove(&k) {
+                removed.push(s);
+            }
+        }
+        if let Some(s) = removed.last() {
+            self.log_start = self.log_start.max(s.last + 1);
+            while self.hot.front().is_some_and(|b| b.last < self.log_start) {
+                if let Some(b) = self.hot.pop_front() {
+                    self.hot_bytes -= b.bytes.len();
+                }
+            }
+        }
+        removed
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            log_start: self.log_start,
+            high_watermark: self.high_watermark,
+            segments: self.segments.values().cloned().collect(),
+            hot: self
+                .hot
+                .iter()
+                .filter(|b| b.base < self.high_watermark)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::compression::Codec;
+    use crate::protocol::records::{self, encode_batch, validate_produce};
+
+    fn batch(n: usize) -> ValidatedBatch {
+        let recs = records::tests::sample_records(n, 1000);
+        let b = encode_batch(&records::tests::meta(), &recs, Codec::None, 0).unwrap();
+        validate_produce(&Bytes::from(b), 1 << 20).unwrap()
+    }
+
+    fn seg(base: i64, last: i64) -> SegmentMeta {
+        SegmentMeta {
+            base,
+            last,
+            path: format!("s{base}"),
+            size: 100,
+            max_timestamp: Some(1000 + last),
+            written_ms: 0,
+        }
+    }
+
+    #[test]
+    fn offsets_are_dense_and_invisible_until_durable() {
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![]);
+        let (b0, l0, bytes) = log.assign(&batch(3));
+        assert_eq!((b0, l0), (0, 2));
+        assert_eq!(&bytes[0..8], &0i64.to_be_bytes());
+        let (b1, l1, bytes1) = log.assign(&batch(2));
+        assert_eq!((b1, l1), (3, 4));
+        assert_eq!(&bytes1[0..8], &3i64.to_be_bytes());
+        assert!(matches!(log.read(0, 1 << 20).unwrap(), ReadPlan::Hot(v) if v.is_empty()));
+        let (tx, mut rx) = oneshot::channel();
+        log.add_waiter(0, 2, tx);
+        assert!(log.on_durable(seg(0, 2)));
+        assert_eq!(rx.try_recv().unwrap().unwrap().base_offset, 0);
+        assert_eq!(log.high_watermark(), 3);
+        match log.read(0, 1 << 20).unwrap() {
+            ReadPlan::Hot(v) => assert_eq!(v.len(), 1, "only the durable batch is visible"),
+            p => panic!("{p:?}"),
+        }
+        assert!(
+            log.read(4, 1).is_err(),
+            "beyond the high watermark is out of range"
+        );
+    }
+
+    #[test]
+    fn failed_write_fails_waiters_and_reuses_offsets() {
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![]);
+        log.assign(&batch(3));
+        let (tx, mut rx) = oneshot::channel();
+        log.add_waiter(0, 2, tx);
+        log.on_failed(0, "disk on fire");
+        assert!(rx.try_recv().unwrap().is_err());
+        assert_eq!(log.next_offset(), 0);
+        assert_eq!(log.hot_bytes(), 0);
+        let (b, _, _) = log.assign(&batch(1));
+        assert_eq!(b, 0);
+    }
+
+    #[test]
+    fn recovered_segments_set_offsets_and_cold_reads() {
+        let log = PartitionLog::new(TopicPartition::new("t", 0), vec![seg(10, 19), seg(20, 29)]);
+        assert_eq!(
+            (log.log_start(), log.high_watermark(), log.next_offset()),
+            (10, 30, 30)
+        );
+        match log.read(25, 1 << 20).unwrap() {
+            ReadPlan::Cold(s) => assert_eq!(s[0].base, 20),
+            p => panic!("{p:?}"),
+        }
+        assert!(log.read(9, 100).is_err());
+    }
+
+    #[test]
+    fn retention_keeps_newest_and_moves_log_start() {
+        let mut log = PartitionLog::new(
+            TopicPartition::new("t", 0),
+            vec![seg(0, 9), seg(10, 19), seg(20, 29)],
+        );
+        let removed = log.apply_retention(1_000_000, 10, -1);
+        assert_eq!(removed.len(), 2);
+        assert_eq!(log.log_start(), 20);
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![seg(0, 9), seg(10, 19)]);
+        assert_eq!(log.apply_retention(0, -1, 100).len(), 1);
+        assert_eq!(log.log_start(), 10);
+    }
+}

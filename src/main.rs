@@ -1,0 +1,97 @@
+//! The `heraclitus` binary: parse flags, load layered configuration, start the broker, and shut
+//! down gracefully on SIGTERM/SIGINT.
+
+use clap::Parser;
+use heraclitus::config::Settings;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "heraclitus",
+    version,
+    about = "A Kafka-compatible broker storing its log as Parquet on object storage"
+)]
+struct Cli {
+    /// Configuration file (YAML). Default: ./heraclitus.yaml if present.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Storage DSN: a folder, file:///path, memory://, or s3://bucket/prefix.
+    #[arg(long, value_name = "DSN")]
+    storage_path: Option<String>,
+    /// Kafka listener port.
+    #[arg(long)]
+    kafka_port: Option<u16>,
+    /// HTTP port for /health, /ready and /metrics.
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Host advertised to clients.
+    #[arg(long)]
+    advertised_host: Option<String>,
+    /// Log at debug level (RUST_LOG, when set, wins).
+    #[arg(long)]
+    debug: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = if cli.debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let mut settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("heraclitus: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(p) = cli.storage_path {
+        settings.storage.path = p;
+    }
+    if let Some(p) = cli.kafka_port {
+        settings.kafka_port = p;
+    }
+    if let Some(p) = cli.http_port {
+        settings.http_port = p;
+    }
+    if let Some(h) = cli.advertised_host {
+        settings.advertised_host = h;
+    }
+    if let Err(e) = settings.validate() {
+        eprintln!("heraclitus: {e}");
+        std::process::exit(2);
+    }
+
+    let sys = actix_rt::System::new();
+    let code = sys.block_on(async move {
+        let running = match heraclitus::server::start(settings).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("start-up failed: {e}");
+                return 1;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("signal received: shutting down");
+        running.shutdown(Duration::from_secs(10)).await;
+        0
+    });
+    std::process::exit(code);
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

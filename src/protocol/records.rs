@@ -1,0 +1,609 @@
+//! Kafka record batches (magic 2): validation of produced batches, base-offset rewriting, record
+//! parsing (keeping duplicate headers and their order) and encoding of batches re-built from
+//! stored rows.
+//!
+//! Layout of a batch (offsets in bytes):
+//! `0 base_offset i64 | 8 batch_length i32 | 12 partition_leader_epoch i32 | 16 magic i8 |
+//!  17 crc u32 (CRC-32C of bytes 21..) | 21 attributes i16 | 23 last_offset_delta i32 |
+//!  27 base_timestamp i64 | 35 max_timestamp i64 | 43 producer_id i64 | 51 producer_epoch i16 |
+//!  53 base_sequence i32 | 57 record_count i32 | 61 records…`
+
+use super::compression::{self, Codec};
+use super::varint::{put_varint, put_varlong, read_varint, read_varlong, varint_len};
+use crate::error::{Error, Result};
+use bytes::Bytes;
+
+/// Size of the fixed batch header up to and including `record_count`.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes of the header not counted by `batch_length` (base offset + length field).
+pub const LOG_OVERHEAD: usize = 12;
+/// Where the CRC-covered part of a batch starts.
+const CRC_START: usize = 21;
+
+/// Attribute bits.
+pub const ATTR_TIMESTAMP_LOG_APPEND: i16 = 1 << 3;
+pub const ATTR_TRANSACTIONAL: i16 = 1 << 4;
+pub const ATTR_CONTROL: i16 = 1 << 5;
+
+/// The fixed header of one record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+
+impl BatchHeader {
+    /// Parse the header at the start of `b` (which must hold at least `BATCH_HEADER_LEN` bytes).
+    pub fn parse(b: &[u8]) -> Result<BatchHeader> {
+        if b.len() < 17 {
+            return Err(Error::CorruptMessage(format!(
+                "record batch of {} bytes is shorter than its header",
+                b.len()
+            )));
+        }
+        let magic = b[16] as i8;
+        if magic != 2 {
+            return Err(Error::UnsupportedMagic(magic));
+        }
+        if b.len() < BATCH_HEADER_LEN {
+            return Err(Error::CorruptMessage(format!(
+                "record batch of {} bytes is shorter than its header",
+                b.len()
+            )));
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(b, 0),
+            batch_length: be_i32(b, 8),
+            partition_leader_epoch: be_i32(b, 12),
+            magic,
+            crc: be_i32(b, 17) as u32,
+            attributes: be_i16(b, 21),
+            last_offset_delta: be_i32(b, 23),
+            base_timestamp: be_i64(b, 27),
+            max_timestamp: be_i64(b, 35),
+            producer_id: be_i64(b, 43),
+            producer_epoch: be_i16(b, 51),
+            base_sequence: be_i32(b, 53),
+            record_count: be_i32(b, 57),
+        })
+    }
+
+    pub fn codec(&self) -> Result<Codec> {
+        Codec::from_attributes(self.attributes)
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+
+    /// Total bytes of this batch on the wire.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+}
+
+/// A produced batch that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidatedBatch {
+    pub header: BatchHeader,
+    /// The batch bytes exactly as the producer sent them.
+    pub bytes: Bytes,
+}
+
+/// Validate the `records` field of one produced partition: exactly one magic-2 batch
+/// (as Kafka requires from Produce v3 on), sane lengths, matching CRC-32C, a known codec,
+/// a record count that matches `last_offset_delta`, and records that parse (decompressed
+/// with an output cap of `max_uncompressed`).
+pub fn validate_produce(records: &Bytes, max_uncompressed: usize) -> Result<ValidatedBatch> {
+    let header = BatchHeader::parse(records)?;
+    if header.batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return Err(Error::CorruptMessage(format!(
+            "batch length {} is shorter than the header",
+            header.batch_length
+        )));
+    }
+    let total = header.total_len();
+    if total > records.len() {
+        return Err(Error::CorruptMessage(format!(
+            "batch length {} exceeds the {} bytes sent",
+            total,
+            records.len()
+        )));
+    }
+    if total < records.len() {
+        return Err(Error::InvalidRecord(
+            "a produce request must carry exactly one record batch per partition".into(),
+        ));
+    }
+    let crc = crc32c::crc32c(&records[CRC_START..total]);
+    if crc != header.crc {
+        return Err(Error::CorruptMessage(format!(
+            "CRC-32C mismatch: batch says {:#010x}, computed {:#010x}",
+            header.crc, crc
+        )));
+    }
+    let codec = header.codec()?;
+    if header.record_count <= 0 {
+        return Err(Error::InvalidRecord(format!(
+            "record count {} (a produced batch needs at least one record)",
+            header.record_count
+        )));
+    }
+    if header.last_offset_delta != header.record_count - 1 {
+        return Err(Error::InvalidRecord(format!(
+            "last offset delta {} does not match record count {}",
+            header.last_offset_delta, header.record_count
+        )));
+    }
+    if header.is_control() {
+        return Err(Error::InvalidRecord(
+            "clients may not produce control batches".into(),
+        ));
+    }
+    let bytes = records.clone();
+    // Parse every record (decompressing under the cap) so a malformed batch is refused now
+    // rather than when it is encoded to Parquet.
+    let parsed = parse_records_with(&header, &bytes, codec, max_uncompressed, |_| Ok(()))?;
+    if parsed != header.record_count as usize {
+        return Err(Error::InvalidRecord(format!(
+            "batch declares {} records but holds {}",
+            header.record_count, parsed
+        )));
+    }
+    Ok(ValidatedBatch { header, bytes })
+}
+
+/// Overwrite the base offset of the batch in `batch` (outside the CRC, so no re-encoding).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Overwrite the partition leader epoch of the batch (also outside the CRC).
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// One record of a batch, with payloads as zero-copy slices of the batch (or of its
+/// decompressed records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// Headers in wire order, duplicates kept.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
+}
+
+/// Parse all records of one batch (decompressing with an output cap).
+pub fn parse_records(batch: &Bytes, max_uncompressed: usize) -> Result<(BatchHeader, Vec<Record>)> {
+    let header = BatchHeader::parse(batch)?;
+    let codec = header.codec()?;
+    let mut out = Vec::with_capacity((header.record_count.max(0) as usize).min(1 << 16));
+    parse_records_with(&header, batch, codec, max_uncompressed, |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok((header, out))
+}
+
+fn parse_records_with<F: FnMut(Record) -> Result<()>>(
+    header: &BatchHeader,
+    batch: &Bytes,
+    codec: Codec,
+    max_uncompressed: usize,
+    mut f: F,
+) -> Result<usize> {
+    let end = header.total_len().min(batch.len());
+    if end < BATCH_HEADER_LEN {
+        return Err(Error::CorruptMessage("truncated batch".into()));
+    }
+    let body: Bytes = match codec {
+        Codec::None => batch.slice(BATCH_HEADER_LEN..end),
+        c => Bytes::from(compression::decompress(
+            c,
+            &batch[BATCH_HEADER_LEN..end],
+            max_uncompressed,
+        )?),
+    };
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    let count = header.record_count.max(0) as usize;
+    while pos < body.len() {
+        if n >= count {
+            return Err(Error::InvalidRecord(format!(
+                "batch holds more than its declared {count} records"
+            )));
+        }
+        let rec = parse_one(&body, &mut pos)?;
+        if rec.offset_delta != n as i32 {
+            return Err(Error::InvalidRecord(format!(
+                "record {n} has offset delta {} (deltas must be consecutive)",
+                rec.offset_delta
+            )));
+        }
+        f(rec)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn parse_one(body: &Bytes, pos: &mut usize) -> Result<Record> {
+    let len = read_varint(body, pos)?;
+    if len < 0 || *pos + len as usize > body.len() {
+        return Err(Error::CorruptMessage(format!(
+            "record length {len} out of bounds"
+        )));
+    }
+    let end = *pos + len as usize;
+    let rec_bytes = &body[..end];
+    // attributes (unused in magic 2)
+    if *pos >= end {
+        return Err(Error::CorruptMessage("empty record".into()));
+    }
+    *pos += 1;
+    let timestamp_delta = read_varlong(rec_bytes, pos)?;
+    let offset_delta = read_varint(rec_bytes, pos)?;
+    let key = read_opt_bytes(body, end, pos)?;
+    let value = read_opt_bytes(body, end, pos)?;
+    let n_headers = read_varint(rec_bytes, pos)?;
+    if n_headers < 0 {
+        return Err(Error::CorruptMessage(format!(
+            "negative header count {n_headers}"
+        )));
+    }
+    let mut headers = Vec::with_capacity((n_headers as usize).min(64));
+    for _ in 0..n_headers {
+        let k = read_opt_bytes(body, end, pos)?
+            .ok_or_else(|| Error::InvalidRecord("null header key".into()))?;
+        if std::str::from_utf8(&k).is_err() {
+            return Err(Error::InvalidRecord("header key is not UTF-8".into()));
+        }
+        let v = read_opt_bytes(body, end, pos)?;
+        headers.push((k, v));
+    }
+    if *pos != end {
+        return Err(Error::CorruptMessage(format!(
+            "record length {len} does not match its contents"
+        )));
+    }
+    Ok(Record {
+        offset_delta,
+        timestamp_delta,
+        key,
+        value,
+        headers,
+    })
+}
+
+fn read_opt_bytes(body: &Bytes, end: usize, pos: &mut usize) -> Result<Option<Bytes>> {
+    let n = read_varint(&body[..end], pos)?;
+    if n < 0 {
+        return Ok(None);
+    }
+    let n = n as usize;
+    if *pos + n > end {
+        return Err(Error::CorruptMessage(
+            "record field runs past the record".into(),
+        ));
+    }
+    let b = body.slice(*pos..*pos + n);
+    *pos += n;
+    Ok(Some(b))
+}
+
+/// A record with absolute offset and timestamp, as stored in a segment row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
+}
+
+/// Batch-level fields of a re-encoded batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub base_offset: i64,
+    pub timestamp_type: i8,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub partition_leader_epoch: i32,
+}
+
+/// Encode `records` (consecutive offsets starting at `meta.base_offset`) as one batch.
+pub fn encode_batch(
+    meta: &BatchMeta,
+    records: &[OwnedRecord],
+    codec: Codec,
+    level: i32,
+) -> Result<Vec<u8>> {
+    let first = records
+        .first()
+        .ok_or_else(|| Error::Internal("cannot encode an empty batch".into()))?;
+    let base_ts = first.timestamp;
+    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
+    let last_delta = records
+        .last()
+        .map(|r| r.offset - meta.base_offset)
+        .unwrap_or(0);
+    let mut body = Vec::with_capacity(records.iter().map(record_size_hint).sum());
+    for r in records {
+        encode_record(&mut body, r, meta.base_offset, base_ts);
+    }
+    let body = if codec == Codec::None {
+        body
+    } else {
+        compression::compress(codec, &body, level)?
+    };
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    out.extend_from_slice(&meta.base_offset.to_be_bytes());
+    let batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&meta.partition_leader_epoch.to_be_bytes());
+    out.push(2);
+    out.extend_from_slice(&[0, 0, 0, 0]); // crc placeholder
+    let mut attributes = codec as i16;
+    if meta.timestamp_type == 1 {
+        attributes |= ATTR_TIMESTAMP_LOG_APPEND;
+    }
+    out.extend_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(&(last_delta as i32).to_be_bytes());
+    out.extend_from_slice(&base_ts.to_be_bytes());
+    out.extend_from_slice(&max_ts.to_be_bytes());
+    out.extend_from_slice(&meta.producer_id.to_be_bytes());
+    out.extend_from_slice(&meta.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&meta.base_sequence.to_be_bytes());
+    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+fn record_size_hint(r: &OwnedRecord) -> usize {
+    16 + r.key.as_ref().map_or(0, |k| k.len())
+        + r.value.as_ref().map_or(0, |v| v.len())
+        + r.headers
+            .iter()
+            .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum::<usize>()
+}
+
+fn opt_len(b: &Option<Bytes>) -> i32 {
+    b.as_ref().map_or(-1, |b| b.len() as i32)
+}
+
+fn encode_record(out: &mut Vec<u8>, r: &OwnedRecord, base_offset: i64, base_ts: i64) {
+    let offset_delta = (r.offset - base_offset) as i32;
+    let ts_delta = r.timestamp - base_ts;
+    let mut inner = Vec::with_capacity(record_size_hint(r));
+    inner.push(0); // attributes
+    put_varlong(&mut inner, ts_delta);
+    put_varint(&mut inner, offset_delta);
+    put_opt(&mut inner, &r.key);
+    put_opt(&mut inner, &r.value);
+    put_varint(&mut inner, r.headers.len() as i32);
+    for (k, v) in &r.headers {
+        put_varint(&mut inner, k.len() as i32);
+        inner.extend_from_slice(k);
+        put_opt(&mut inner, v);
+    }
+    let _ = varint_len(opt_len(&r.key));
+    put_varint(out, inner.len() as i32);
+    out.extend_from_slice(&inner);
+}
+
+fn put_opt(out: &mut Vec<u8>, b: &Option<Bytes>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Split a buffer holding consecutive batches into (header, bytes) pairs, stopping at a
+/// trailing partial batch.
+pub fn split_batches(buf: &Bytes) -> Vec<(BatchHeader, Bytes)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + BATCH_HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[pos..]) else {
+            break;
+        };
+        let end = pos + h.total_len();
+        if end > buf.len() || h.total_len() < BATCH_HEADER_LEN {
+            break;
+        }
+        out.push((h, buf.slice(pos..end)));
+        pos = end;
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample_records(n: usize, base_ts: i64) -> Vec<OwnedRecord> {
+        (0..n)
+            .map(|i| OwnedRecord {
+                offset: i as i64,
+                timestamp: base_ts + i as i64,
+                key: if i % 3 == 0 {
+                    None
+                } else {
+                    Some(Bytes::from(format!("k{i}")))
+                },
+                value: match i % 4 {
+                    0 => None,
+                    1 => Some(Bytes::new()),
+                    _ => Some(Bytes::from(vec![i as u8; i * 7])),
+                },
+                headers: if i % 2 == 0 {
+                    vec![
+                        (Bytes::from_static(b"h"), Some(Bytes::from_static(b"1"))),
+                        (Bytes::from_static(b"h"), None),
+                        (Bytes::from_static(b"a"), Some(Bytes::new())),
+                    ]
+                } else {
+                    vec![]
+                },
+            })
+            .collect()
+    }
+
+    pub fn meta() -> BatchMeta {
+        BatchMeta {
+            base_offset: 0,
+            timestamp_type: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            partition_leader_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn encode_validate_parse_round_trip_all_codecs() {
+        let recs = sample_records(50, 1_700_000_000_000);
+        for codec in [
+            Codec::None,
+            Codec::Gzip,
+            Codec::Snappy,
+            Codec::Lz4,
+            Codec::Zstd,
+        ] {
+            let b = Bytes::from(encode_batch(&meta(), &recs, codec, 3).unwrap());
+            let v = validate_produce(&b, 1 << 20).unwrap();
+            assert_eq!(v.header.record_count, 50);
+            assert_eq!(v.header.codec().unwrap(), codec);
+            let (h, parsed) = parse_records(&b, 1 << 20).unwrap();
+            assert_eq!(h.max_timestamp, 1_700_000_000_049);
+            for (p, r) in parsed.iter().zip(&recs) {
+                assert_eq!(p.key, r.key);
+                assert_eq!(p.value, r.value);
+                assert_eq!(p.headers, r.headers, "duplicate headers kept in order");
+                assert_eq!(h.base_timestamp + p.timestamp_delta, r.timestamp);
+            }
+        }
+    }
+
+    #[test]
+    fn base_offset_rewrite_keeps_crc_valid() {
+        let recs = sample_records(3, 5);
+        let mut b = encode_batch(&meta(), &recs, Codec::None, 0).unwrap();
+        set_base_offset(&mut b, 12345);
+        set_partition_leader_epoch(&mut b, 7);
+        let v = validate_produce(&Bytes::from(b), 1 << 20).unwrap();
+        assert_eq!(v.header.base_offset, 12345);
+        assert_eq!(v.header.last_offset(), 12347);
+    }
+
+    #[test]
+    fn bad_crc_is_corrupt_message() {
+        let recs = sample_records(3, 5);
+        let mut b = encode_batch(&meta(), &recs, Codec::None, 0).unwrap();
+        let n = b.len();
+        b[n - 1] ^= 0xff;
+        let e = validate_produce(&Bytes::from(b), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::CorruptMessage(_)), "{e}");
+    }
+
+    #[test]
+    fn truncated_and_short_batches_are_errors() {
+        let recs = sample_records(3, 5);
+        let b = encode_batch(&meta(), &recs, Codec::None, 0).unwrap();
+        for cut in [0, 5, 16, 17, 40, 60, b.len() - 1] {
+            let e = validate_produce(&Bytes::copy_from_slice(&b[..cut]), 1 << 20);
+            assert!(e.is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn count_mismatch_is_invalid_record() {
+        let recs = sample_records(3, 5);
+        let mut b = encode_batch(&meta(), &recs, Codec::None, 0).unwrap();
+        b[57..61].copy_from_slice(&4i32.to_be_bytes());
+        b[23..27].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let e = validate_produce(&Bytes::from(b.clone()), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::InvalidRecord(_)), "{e}");
+        // last offset delta inconsistent with count
+        b[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let e = validate_produce(&Bytes::from(b), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::InvalidRecord(_)), "{e}");
+    }
+
+    #[test]
+    fn old_magic_is_unsupported() {
+        let mut b = vec![0u8; 70];
+        b[16] = 1;
+        let e = validate_produce(&Bytes::from(b), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedMagic(1)));
+    }
+
+    #[test]
+    fn two_batches_in_one_partition_are_refused() {
+        let recs = sample_records(2, 5);
+        let mut b = encode_batch(&meta(), &recs, Codec::None, 0).unwrap();
+        let b2 = b.clone();
+        b.extend_from_slice(&b2);
+        let e = validate_produce(&Bytes::from(b.clone()), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::InvalidRecord(_)));
+        assert_eq!(split_batches(&Bytes::from(b)).len(), 2);
+    }
+
+    #[test]
+    fn compression_bomb_is_refused() {
+        let recs = vec![OwnedRecord {
+            offset: 0,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from(vec![0u8; 4 << 20])),
+            headers: vec![],
+        }];
+        let b = encode_batch(&meta(), &recs, Codec::Zstd, 3).unwrap();
+        assert!(b.len() < 4096);
+        let e = validate_produce(&Bytes::from(b), 1 << 20).unwrap_err();
+        assert!(matches!(e, Error::CorruptMessage(_)));
+    }
+}
