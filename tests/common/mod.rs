@@ -1,0 +1,237 @@
+//! Shared test harness: an in-process broker on port 0 (its own actix System on its own
+//! thread), a raw Kafka request helper over TCP, and the spawned `heraclitus` binary for
+//! kill -9 tests.
+#![allow(dead_code)]
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use heraclitus::config::Settings;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A broker running in this process.
+pub struct TestBroker {
+    pub kafka: SocketAddr,
+    pub http: SocketAddr,
+    pub storage: heraclitus::storage::Storage,
+    system: actix_rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn settings(storage: &str) -> Settings {
+    let mut s = Settings::default();
+    s.bind_host = "127.0.0.1".into();
+    s.kafka_port = 0;
+    s.http_port = 0;
+    s.storage.path = storage.to_string();
+    s.performance.buffer_pool_size = 2;
+    s
+}
+
+impl TestBroker {
+    pub fn start(settings: Settings) -> TestBroker {
+        let storage = heraclitus::storage::Storage::open(&settings.storage.path).expect("storage");
+        Self::start_with(settings, storage)
+    }
+
+    pub fn start_with(settings: Settings, storage: heraclitus::storage::Storage) -> TestBroker {
+        let (tx, rx) = mpsc::channel();
+        let st = storage.clone();
+        let thread = std::thread::spawn(move || {
+            let sys = actix_rt::System::new();
+            let system = actix_rt::System::current();
+            sys.block_on(async move {
+                let running = heraclitus::server::start_with_storage(settings, st)
+                    .await
+                    .expect("broker starts");
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+                tx.send((running.kafka_addr, running.http_addr, system, stop_tx))
+                    .unwrap();
+                let _ = stop_rx.await;
+                running.shutdown(Duration::from_secs(5)).await;
+            });
+        });
+        let (kafka, http, system, stop) = rx.recv_timeout(Duration::from_secs(30)).expect("broker started");
+        TestBroker {
+            kafka,
+            http,
+            storage,
+            system,
+            thread: Some(thread),
+            stop: Some(stop),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka.port())
+    }
+
+    /// Graceful stop; waits for the broker thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.system.stop();
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A raw Kafka connection for protocol-level tests.
+pub struct Raw {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Raw {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    pub fn send_bytes(&mut self, b: &[u8]) {
+        self.stream.write_all(b).expect("write");
+    }
+
+    /// Read one response frame; None if the connection was closed.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let n = i32::from_be_bytes(len) as usize;
+        let mut buf = vec![0u8; n];
+        self.stream.read_exact(&mut buf).ok()?;
+        Some(Bytes::from(buf))
+    }
+
+    /// True when the broker closed the connection (EOF or reset) within the read timeout.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+
+    pub fn request(&mut self, key: ApiKey, version: i16, req: RequestKind) -> ResponseKind {
+        self.try_request(key, version, req).expect("response")
+    }
+
+    pub fn try_request(&mut self, key: ApiKey, version: i16, req: RequestKind) -> Option<ResponseKind> {
+        self.correlation += 1;
+        let frame = encode_request(key, version, self.correlation, &req);
+        self.send_bytes(&frame);
+        let mut body = self.read_frame()?;
+        let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+            &mut body,
+            key.response_header_version(version),
+        )
+        .expect("response header");
+        assert_eq!(header.correlation_id, self.correlation);
+        Some(ResponseKind::decode(key, &mut body, version).expect("response body"))
+    }
+}
+
+pub fn encode_request(key: ApiKey, version: i16, correlation: i32, req: &RequestKind) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = correlation;
+    h.client_id = Some(StrBytes::from_static_str("raw-test"));
+    h.encode(&mut buf, key.request_header_version(version)).unwrap();
+    req.encode(&mut buf, version).unwrap();
+    let n = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&n.to_be_bytes());
+    buf.to_vec()
+}
+
+/// GET an HTTP path on the broker's HTTP port; (status, body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("http connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Build an uncompressed magic-2 record batch of `n` records with the given values.
+pub fn batch(values: &[&[u8]]) -> Bytes {
+    let mut body = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let mut rec = Vec::new();
+        rec.push(0u8);
+        put_varint(&mut rec, 0); // ts delta (varlong 0)
+        put_varint(&mut rec, i as i64);
+        put_varint(&mut rec, -1); // key null
+        put_varint(&mut rec, v.len() as i64);
+        rec.extend_from_slice(v);
+        put_varint(&mut rec, 0);
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((49 + body.len()) as i32);
+    b.put_i32(0);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(values.len() as i32 - 1);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(-1);
+    b.put_i16(-1);
+    b.put_i32(-1);
+    b.put_i32(values.len() as i32);
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut u = ((v << 1) ^ (v >> 63)) as u64;
+    while u >= 0x80 {
+        out.push((u as u8) | 0x80);
+        u >>= 7;
+    }
+    out.push(u as u8);
+}
+
+/// Number of batches in a records blob.
+pub fn count_batches(mut b: Bytes) -> usize {
+    let mut n = 0;
+    while b.remaining() >= 12 {
+        let len = i32::from_be_bytes(b[8..12].try_into().unwrap()) as usize;
+        if b.remaining() < 12 + len {
+            break;
+        }
+        b.advance(12 + len);
+        n += 1;
+    }
+    n
+}
