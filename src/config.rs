@@ -269,6 +269,12 @@ impl Settings {
         if self.advertised_host.trim().is_empty() {
             return bad("advertised_host", "must not be empty");
         }
+        if self.auth.enabled {
+            return bad(
+                "auth.enabled",
+                "SASL authentication is not available in this build; refusing to start unauthenticated",
+            );
+        }
         if self.retention.check_interval_ms == 0 {
             return bad("retention.check_interval_ms", "must be at least 1");
         }

@@ -1,0 +1,159 @@
+"""Smoke tests with real Python Kafka clients against a running broker.
+
+Usage: python clients.py BOOTSTRAP   (e.g. 127.0.0.1:9092)
+Each check produces records, reads them back byte-identical (assign-based consumers), and
+prints PASS/FAIL; the last line is 'smoke: N passed, N failed'.
+"""
+import asyncio
+import sys
+import time
+import traceback
+import uuid
+
+BOOTSTRAP = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:9092"
+results = []
+
+
+def check(fn):
+    name = fn.__name__
+    try:
+        fn()
+        results.append((name, None))
+        print(f"PASS {name}", flush=True)
+    except Exception as e:  # noqa: BLE001 - report every failure
+        traceback.print_exc()
+        results.append((name, e))
+        print(f"FAIL {name}: {e}", flush=True)
+    return fn
+
+
+def topic_name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def expected(i):
+    value = None if i % 9 == 0 else (b"" if i % 9 == 1 else f"value-{i}".encode() * (i % 5 + 1))
+    # Python clients refuse a record with neither key nor value.
+    key = None if (i % 4 == 0 and value is not None) else f"k{i}".encode()
+    headers = [("h", f"{i}".encode()), ("h", b"dup")] if i % 3 == 0 else []
+    return key, value, headers
+
+
+N = 300
+# Set to True once the broker serves InitProducerId (idempotent producers).
+IDEMPOTENCE = False
+
+
+@check
+def kafka_python_produce_consume():
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    t = topic_name("kp")
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin.create_topics([NewTopic(t, 3, 1)])
+    admin.close()
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5,
+                      enable_idempotence=IDEMPOTENCE)
+    for i in range(N):
+        k, v, h = expected(i)
+        p.send(t, key=k, value=v, headers=h, partition=i % 3)
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, consumer_timeout_ms=10000)
+    tps = [TopicPartition(t, i) for i in range(3)]
+    c.assign(tps)
+    c.seek_to_beginning(*tps)
+    got = {}
+    for m in c:
+        got[(m.partition, m.offset)] = (m.key, m.value, list(m.headers))
+        if len(got) == N:
+            break
+    c.close()
+    assert len(got) == N, f"consumed {len(got)} of {N}"
+    for i in range(N):
+        k, v, h = expected(i)
+        gk, gv, gh = got[(i % 3, i // 3)]
+        assert (gk, gv) == (k, v), (i, gk, gv, k, v)
+        assert [(a, bytes(b) if b is not None else None) for a, b in gh] == h, (i, gh, h)
+
+
+@check
+def confluent_kafka_produce_consume():
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    t = topic_name("ck")
+    a = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in a.create_topics([NewTopic(t, 2, 1)]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5})
+    errors = []
+    for i in range(N):
+        k, v, h = expected(i)
+        p.produce(t, key=k, value=v, headers=h or None, partition=i % 2,
+                  on_delivery=lambda err, msg: err and errors.append(err))
+        p.poll(0)
+    assert p.flush(30) == 0
+    assert not errors, errors
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "assign-only",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(t, i, OFFSET_BEGINNING) for i in range(2)])
+    got = {}
+    deadline = time.time() + 30
+    while len(got) < N and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None or m.error():
+            continue
+        got[(m.partition(), m.offset())] = (m.key(), m.value(), m.headers() or [])
+    c.close()
+    assert len(got) == N, f"consumed {len(got)} of {N}"
+    for i in range(N):
+        k, v, h = expected(i)
+        assert got[(i % 2, i // 2)] == (k, v, h), (i, got[(i % 2, i // 2)], (k, v, h))
+
+
+@check
+def aiokafka_produce_consume():
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    t = topic_name("aio")
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+        await p.start()
+        try:
+            for i in range(N):
+                k, v, h = expected(i)
+                await p.send(t, key=k, value=v, headers=h, partition=0)
+            await p.flush()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+        await c.start()
+        got = []
+        try:
+            tp = TopicPartition(t, 0)
+            c.assign([tp])
+            await c.seek_to_beginning(tp)
+            deadline = time.time() + 30
+            while len(got) < N and time.time() < deadline:
+                batch = await c.getmany(timeout_ms=1000)
+                for msgs in batch.values():
+                    got.extend(msgs)
+        finally:
+            await c.stop()
+        assert len(got) == N, f"consumed {len(got)} of {N}"
+        for i, m in enumerate(got):
+            k, v, h = expected(i)
+            assert m.offset == i
+            assert (m.key, m.value, list(m.headers)) == (k, v, h), (i, m)
+
+    asyncio.run(run())
+
+
+passed = sum(1 for _, e in results if e is None)
+failed = len(results) - passed
+print(f"smoke: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
