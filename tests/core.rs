@@ -54,16 +54,24 @@ fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
     assert!(res[0].is_ok(), "{res:?}");
 }
 
-type Expected = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>);
+type Expected = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+);
 
 fn record(i: usize) -> Expected {
-    let key = if i % 5 == 0 { None } else { Some(format!("key-{i}").into_bytes()) };
+    let key = if i.is_multiple_of(5) {
+        None
+    } else {
+        Some(format!("key-{i}").into_bytes())
+    };
     let value = match i % 7 {
         0 => None,
         1 => Some(Vec::new()),
         _ => Some(format!("value-{i}-{}", "x".repeat(i % 50)).into_bytes()),
     };
-    let headers = if i % 3 == 0 {
+    let headers = if i.is_multiple_of(3) {
         vec![
             ("h".to_string(), Some(format!("{i}").into_bytes())),
             ("h".to_string(), None),
@@ -87,9 +95,13 @@ fn ten_thousand_records_round_trip_byte_identical() {
         let (k, v, hs) = record(i);
         let mut headers = OwnedHeaders::new();
         for (hk, hv) in &hs {
-            headers = headers.insert(Header { key: hk, value: hv.as_deref() });
+            headers = headers.insert(Header {
+                key: hk,
+                value: hv.as_deref(),
+            });
         }
-        let mut rec: BaseRecord<Vec<u8>, Vec<u8>> = BaseRecord::to("fidelity").partition((i % 3) as i32);
+        let mut rec: BaseRecord<Vec<u8>, Vec<u8>> =
+            BaseRecord::to("fidelity").partition((i % 3) as i32);
         if let Some(k) = &k {
             rec = rec.key(k);
         }
@@ -115,14 +127,17 @@ fn ten_thousand_records_round_trip_byte_identical() {
     let c = consumer(&b);
     let mut tpl = TopicPartitionList::new();
     for part in 0..3 {
-        tpl.add_partition_offset("fidelity", part, Offset::Beginning).unwrap();
+        tpl.add_partition_offset("fidelity", part, Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut next = [0usize, 1, 2];
     let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while got < n && Instant::now() < deadline {
-        let Some(m) = c.poll(Duration::from_millis(500)) else { continue };
+        let Some(m) = c.poll(Duration::from_millis(500)) else {
+            continue;
+        };
         let m = m.expect("message");
         let part = m.partition() as usize;
         let i = next[part];
@@ -132,7 +147,11 @@ fn ten_thousand_records_round_trip_byte_identical() {
         assert_eq!(m.payload().map(|v| v.to_vec()), v, "value of record {i}");
         let got_headers: Vec<(String, Option<Vec<u8>>)> = m
             .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(got_headers, hs, "headers of record {i}");
         next[part] += 3;
@@ -192,13 +211,21 @@ fn long_poll_fetch_returns_when_data_arrives() {
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(raw_produce(&b, "longpoll", &[b"second"]), 1);
     let (elapsed, resp) = fetcher.join().unwrap();
-    let ResponseKind::Fetch(resp) = resp else { panic!() };
+    let ResponseKind::Fetch(resp) = resp else {
+        panic!()
+    };
     let pd = &resp.responses[0].partitions[0];
     assert_eq!(pd.error_code, 0);
     assert_eq!(pd.high_watermark, 2);
     assert_eq!(count_batches(pd.records.clone().unwrap()), 1);
-    assert!(elapsed >= Duration::from_millis(500), "waited for data: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "woken by the append, not the timeout: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "waited for data: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "woken by the append, not the timeout: {elapsed:?}"
+    );
 }
 
 /// ListOffsets by timestamp finds the first offset at or after the target, also after the
@@ -236,15 +263,29 @@ fn list_offsets_by_timestamp() {
 
 fn check_times(b: &TestBroker, base_ts: i64) {
     let c = consumer(b);
-    for (target, want) in [(base_ts, 0), (base_ts + 42_500, 43), (base_ts + 99_000, 99), (base_ts + 1_000_000, -1)] {
+    for (target, want) in [
+        (base_ts, 0),
+        (base_ts + 42_500, 43),
+        (base_ts + 99_000, 99),
+        (base_ts + 1_000_000, -1),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("times", 0, Offset::Offset(target)).unwrap();
-        let r = c.offsets_for_times(tpl, Duration::from_secs(10)).expect("offsets_for_times");
+        tpl.add_partition_offset("times", 0, Offset::Offset(target))
+            .unwrap();
+        let r = c
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .expect("offsets_for_times");
         let got = r.find_partition("times", 0).unwrap().offset();
-        let want = if want < 0 { Offset::End } else { Offset::Offset(want) };
+        let want = if want < 0 {
+            Offset::End
+        } else {
+            Offset::Offset(want)
+        };
         assert_eq!(got, want, "target {target}");
     }
-    let (lo, hi) = c.fetch_watermarks("times", 0, Duration::from_secs(10)).unwrap();
+    let (lo, hi) = c
+        .fetch_watermarks("times", 0, Duration::from_secs(10))
+        .unwrap();
     assert_eq!((lo, hi), (0, 100));
 }
 
@@ -275,7 +316,10 @@ fn topic_create_and_delete() {
         again[0].as_ref().unwrap_err().1,
         rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
     );
-    let md = a.inner().fetch_metadata(Some("admin-a"), Duration::from_secs(10)).unwrap();
+    let md = a
+        .inner()
+        .fetch_metadata(Some("admin-a"), Duration::from_secs(10))
+        .unwrap();
     assert_eq!(md.topics()[0].partitions().len(), 4);
     let del = futures::executor::block_on(a.delete_topics(&["admin-a", "missing"], &opts)).unwrap();
     assert!(del[0].is_ok());
@@ -286,7 +330,8 @@ fn topic_create_and_delete() {
     t.name = Some(TopicName(StrBytes::from_static_str("admin-a")));
     req.topics = Some(vec![t]);
     req.allow_auto_topic_creation = false;
-    let ResponseKind::Metadata(md) = raw.request(ApiKey::Metadata, 12, RequestKind::Metadata(req)) else {
+    let ResponseKind::Metadata(md) = raw.request(ApiKey::Metadata, 12, RequestKind::Metadata(req))
+    else {
         panic!()
     };
     assert_eq!(md.topics[0].error_code, 3, "deleted topic is unknown");

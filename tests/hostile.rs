@@ -10,13 +10,18 @@ use kafka_protocol::protocol::StrBytes;
 
 fn api_versions_ok(b: &TestBroker) {
     let mut raw = Raw::connect(b.kafka);
-    let ResponseKind::ApiVersions(r) =
-        raw.request(ApiKey::ApiVersions, 3, RequestKind::ApiVersions(ApiVersionsRequest::default()))
-    else {
+    let ResponseKind::ApiVersions(r) = raw.request(
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    ) else {
         panic!()
     };
     assert_eq!(r.error_code, 0);
-    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+    assert!(r
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Produce as i16));
 }
 
 fn produce_raw(b: &TestBroker, records: bytes::Bytes) -> i16 {
@@ -31,7 +36,8 @@ fn produce_raw(b: &TestBroker, records: bytes::Bytes) -> i16 {
     req.acks = -1;
     req.timeout_ms = 5000;
     req.topic_data = vec![td];
-    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req)) else {
+    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
+    else {
         panic!()
     };
     r.responses[0].partition_responses[0].error_code
@@ -102,9 +108,11 @@ fn unsupported_versions() {
     assert_eq!(i32::from_be_bytes(f[0..4].try_into().unwrap()), 5);
     assert_eq!(i16::from_be_bytes(f[4..6].try_into().unwrap()), 35);
     assert!(i32::from_be_bytes(f[6..10].try_into().unwrap()) > 0);
-    let ResponseKind::ApiVersions(r) =
-        raw.request(ApiKey::ApiVersions, 0, RequestKind::ApiVersions(ApiVersionsRequest::default()))
-    else {
+    let ResponseKind::ApiVersions(r) = raw.request(
+        ApiKey::ApiVersions,
+        0,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    ) else {
         panic!()
     };
     assert_eq!(r.error_code, 0, "same connection still serves");

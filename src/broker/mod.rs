@@ -216,7 +216,7 @@ impl Broker {
         configs: &BTreeMap<String, String>,
     ) -> Result<()> {
         validate_name(name)?;
-        if partitions < 1 || partitions > MAX_PARTITIONS {
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
             return Err(Error::InvalidPartitions(format!(
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));

@@ -23,10 +23,12 @@ pub struct TestBroker {
 }
 
 pub fn settings(storage: &str) -> Settings {
-    let mut s = Settings::default();
-    s.bind_host = "127.0.0.1".into();
-    s.kafka_port = 0;
-    s.http_port = 0;
+    let mut s = Settings {
+        bind_host: "127.0.0.1".into(),
+        kafka_port: 0,
+        http_port: 0,
+        ..Default::default()
+    };
     s.storage.path = storage.to_string();
     s.performance.buffer_pool_size = 2;
     s
@@ -55,7 +57,9 @@ impl TestBroker {
                 running.shutdown(Duration::from_secs(5)).await;
             });
         });
-        let (kafka, http, system, stop) = rx.recv_timeout(Duration::from_secs(30)).expect("broker started");
+        let (kafka, http, system, stop) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("broker started");
         TestBroker {
             kafka,
             http,
@@ -101,7 +105,9 @@ pub struct Raw {
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Raw {
             stream,
             correlation: 0,
@@ -132,7 +138,12 @@ impl Raw {
         self.try_request(key, version, req).expect("response")
     }
 
-    pub fn try_request(&mut self, key: ApiKey, version: i16, req: RequestKind) -> Option<ResponseKind> {
+    pub fn try_request(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        req: RequestKind,
+    ) -> Option<ResponseKind> {
         self.correlation += 1;
         let frame = encode_request(key, version, self.correlation, &req);
         self.send_bytes(&frame);
@@ -155,7 +166,8 @@ pub fn encode_request(key: ApiKey, version: i16, correlation: i32, req: &Request
     h.request_api_version = version;
     h.correlation_id = correlation;
     h.client_id = Some(StrBytes::from_static_str("raw-test"));
-    h.encode(&mut buf, key.request_header_version(version)).unwrap();
+    h.encode(&mut buf, key.request_header_version(version))
+        .unwrap();
     req.encode(&mut buf, version).unwrap();
     let n = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&n.to_be_bytes());
@@ -166,7 +178,11 @@ pub fn encode_request(key: ApiKey, version: i16, correlation: i32, req: &Request
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("http connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     let status = out
