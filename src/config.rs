@@ -52,6 +52,12 @@ pub struct StorageSettings {
     pub hot_tail_bytes: usize,
     /// Memory budget for decoded cold segments, bytes.
     pub segment_cache_bytes: usize,
+    /// Small segments are merged into segments of up to this many bytes.
+    pub merge_target_bytes: u64,
+    /// A merge starts once a partition has this many consecutive small segments.
+    pub merge_min_segments: usize,
+    /// How often partitions look for segments to merge (ms).
+    pub merge_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +143,9 @@ impl Default for StorageSettings {
             path: "./data".into(),
             hot_tail_bytes: 256 * 1024 * 1024,
             segment_cache_bytes: 128 * 1024 * 1024,
+            merge_target_bytes: 64 * 1024 * 1024,
+            merge_min_segments: 8,
+            merge_interval_ms: 10_000,
         }
     }
 }
@@ -274,6 +283,12 @@ impl Settings {
                 "auth.enabled",
                 "SASL authentication is not available in this build; refusing to start unauthenticated",
             );
+        }
+        if self.storage.merge_min_segments < 2 {
+            return bad("storage.merge_min_segments", "must be at least 2");
+        }
+        if self.storage.merge_interval_ms == 0 {
+            return bad("storage.merge_interval_ms", "must be at least 1");
         }
         if self.retention.check_interval_ms == 0 {
             return bad("retention.check_interval_ms", "must be at least 1");

@@ -75,6 +75,8 @@ pub enum Error {
     Timeout,
     #[error("storage: {0}")]
     Storage(String),
+    #[error("storage object already exists: {0}")]
+    AlreadyExists(String),
     #[error("parquet: {0}")]
     Parquet(String),
     #[error("internal: {0}")]
@@ -104,7 +106,7 @@ impl Error {
             Error::NotLeader => NOT_LEADER_OR_FOLLOWER,
             Error::Timeout => REQUEST_TIMED_OUT,
             // Retriable: the client retries the produce; nothing was acknowledged.
-            Error::Storage(_) => KAFKA_STORAGE_ERROR,
+            Error::Storage(_) | Error::AlreadyExists(_) => KAFKA_STORAGE_ERROR,
             Error::Parquet(_) => KAFKA_STORAGE_ERROR,
             Error::Internal(_) => UNKNOWN_SERVER_ERROR,
         }

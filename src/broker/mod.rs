@@ -97,6 +97,10 @@ impl Broker {
             hot_total: Arc::new(AtomicUsize::new(0)),
             hot_budget: settings.storage.hot_tail_bytes,
             retention_check: Duration::from_millis(settings.retention.check_interval_ms),
+            merge_target_bytes: settings.storage.merge_target_bytes,
+            merge_min_segments: settings.storage.merge_min_segments,
+            merge_interval: Duration::from_millis(settings.storage.merge_interval_ms),
+            zstd_level: settings.performance.compression_level,
         };
         let cluster_id = load_or_create_cluster_id(&storage).await?;
         let broker = Arc::new(Broker {

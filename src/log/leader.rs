@@ -7,6 +7,7 @@ use super::TopicPartition;
 use crate::error::{Error, Result};
 use crate::protocol::records::ValidatedBatch;
 use crate::storage::cache::SegmentCache;
+use crate::storage::merge::merge_segments;
 use crate::storage::writer::{now_ms, SegmentMeta, WriterCmd, WriterEvent};
 use crate::storage::Storage;
 use actix::prelude::*;
@@ -14,6 +15,9 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long merged inputs stay readable after the index stopped pointing at them.
+const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-partition numbers readable without a message (metadata, metrics).
 #[derive(Debug, Default)]
@@ -39,6 +43,10 @@ pub struct LeaderEnv {
     pub hot_total: Arc<AtomicUsize>,
     pub hot_budget: usize,
     pub retention_check: Duration,
+    pub merge_target_bytes: u64,
+    pub merge_min_segments: usize,
+    pub merge_interval: Duration,
+    pub zstd_level: i32,
 }
 
 pub struct PartitionLeader {
@@ -47,6 +55,7 @@ pub struct PartitionLeader {
     hw_tx: watch::Sender<i64>,
     stats: Arc<PartitionStats>,
     retention: Arc<RwLock<Retention>>,
+    merging: bool,
 }
 
 impl PartitionLeader {
@@ -70,6 +79,7 @@ impl PartitionLeader {
                 hw_tx,
                 stats: stats.clone(),
                 retention,
+                merging: false,
             },
             hw_rx,
             stats,
@@ -94,7 +104,66 @@ impl PartitionLeader {
         }
     }
 
+    fn run_merge(&mut self, ctx: &mut Context<Self>) {
+        if self.merging {
+            return;
+        }
+        let Some(inputs) = self
+            .log
+            .plan_merge(self.env.merge_target_bytes, self.env.merge_min_segments)
+        else {
+            return;
+        };
+        self.merging = true;
+        let storage = self.env.storage.clone();
+        let tp = self.log.tp.clone();
+        let level = self.env.zstd_level;
+        let fut = async move {
+            let res = merge_segments(&storage, &tp, &inputs, level).await;
+            (inputs, res)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(inputs, res), act, ctx| {
+            act.merging = false;
+            let merged = match res {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("{}: merge failed: {e}", act.log.tp);
+                    return;
+                }
+            };
+            let storage = act.env.storage.clone();
+            let cache = act.env.cache.clone();
+            if act.log.apply_merge(&inputs, merged.clone()) {
+                tracing::debug!(
+                    "{}: merged {} segments into {}",
+                    act.log.tp,
+                    inputs.len(),
+                    merged.path
+                );
+                // Let fetches that planned with the old segments finish before deleting them.
+                ctx.run_later(MERGE_DELETE_GRACE, move |_, _| {
+                    actix::spawn(async move {
+                        for s in inputs {
+                            cache.remove(&s.path);
+                            if let Err(e) = storage.delete(&s.path).await {
+                                tracing::warn!("could not delete merged input {}: {e}", s.path);
+                            }
+                        }
+                    });
+                });
+            } else {
+                // Retention removed an input meanwhile: the merged copy is not needed.
+                actix::spawn(async move {
+                    let _ = storage.delete(&merged.path).await;
+                });
+            }
+        }));
+    }
+
     fn run_retention(&mut self) {
+        if self.merging {
+            return;
+        }
         let r = self
             .retention
             .read()
@@ -136,6 +205,7 @@ impl Actor for PartitionLeader {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
         ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
+        ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {

@@ -283,6 +283,47 @@ impl PartitionLog {
         removed
     }
 
+    /// The oldest run of at least `min_count` consecutive segments smaller than `target` bytes,
+    /// cut so that together they stay within `target` bytes. The newest segment is never
+    /// included (it may still be tiny because the partition is being written).
+    pub fn plan_merge(&self, target: u64, min_count: usize) -> Option<Vec<SegmentMeta>> {
+        let segs: Vec<&SegmentMeta> = self.segments.values().collect();
+        let n = segs.len().saturating_sub(1);
+        let mut i = 0;
+        while i < n {
+            let mut run: Vec<SegmentMeta> = Vec::new();
+            let mut total = 0u64;
+            let mut j = i;
+            while j < n && segs[j].size < target && total + segs[j].size <= target {
+                if let Some(prev) = run.last() {
+                    if segs[j].base != prev.last + 1 {
+                        break;
+                    }
+                }
+                total += segs[j].size;
+                run.push(segs[j].clone());
+                j += 1;
+            }
+            if run.len() >= min_count.max(2) {
+                return Some(run);
+            }
+            i = j.max(i + 1);
+        }
+        None
+    }
+
+    /// Replace `inputs` with the `merged` segment covering them, if they are all still indexed.
+    pub fn apply_merge(&mut self, inputs: &[SegmentMeta], merged: SegmentMeta) -> bool {
+        if !inputs.iter().all(|s| self.segments.get(&s.base) == Some(s)) {
+            return false;
+        }
+        for s in inputs {
+            self.segments.remove(&s.base);
+        }
+        self.segments.insert(merged.base, merged);
+        true
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             log_start: self.log_start,
@@ -372,6 +413,36 @@ mod tests {
             p => panic!("{p:?}"),
         }
         assert!(log.read(9, 100).is_err());
+    }
+
+    #[test]
+    fn merge_plans_oldest_small_run_and_swaps_index() {
+        let segs: Vec<_> = (0..6).map(|i| seg(i * 10, i * 10 + 9)).collect();
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), segs);
+        assert!(
+            log.plan_merge(1000, 6).is_none(),
+            "the newest segment is never merged"
+        );
+        let run = log.plan_merge(300, 2).unwrap();
+        assert_eq!(
+            run.iter().map(|s| s.base).collect::<Vec<_>>(),
+            vec![0, 10, 20]
+        );
+        let merged = SegmentMeta {
+            base: 0,
+            last: 29,
+            path: "m".into(),
+            size: 250,
+            max_timestamp: Some(1029),
+            written_ms: 0,
+        };
+        assert!(log.apply_merge(&run, merged.clone()));
+        assert_eq!(log.segments().count(), 4);
+        assert!(!log.apply_merge(&run, merged), "inputs gone: refused");
+        match log.read(15, 1 << 20).unwrap() {
+            ReadPlan::Cold(s) => assert_eq!(s[0].path, "m"),
+            p => panic!("{p:?}"),
+        }
     }
 
     #[test]

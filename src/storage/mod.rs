@@ -6,6 +6,7 @@
 //! `data/topic={topic}/partition={p}/{base:020}-{last:020}.parquet`.
 
 pub mod cache;
+pub mod merge;
 pub mod segment;
 pub mod writer;
 
@@ -133,9 +134,17 @@ impl Storage {
             mode,
             ..Default::default()
         };
-        self.store
+        match self
+            .store
             .put_opts(&Path::from(path), PutPayload::from_bytes(data), opts)
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(Error::AlreadyExists(path.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        }
         if let Some(root) = &self.local_root {
             let file = root.join(path);
             tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
@@ -156,10 +165,13 @@ impl Storage {
 
     /// Get an object, `None` if it does not exist.
     pub async fn get_opt(&self, path: &str) -> Result<Option<Bytes>> {
-        match self.get(path).await {
-            Ok(b) => Ok(Some(b)),
-            Err(Error::Storage(m)) if m.contains("not found") || m.contains("NotFound") => Ok(None),
-            Err(e) => Err(e),
+        if self.failpoints.get.load(Ordering::Relaxed) {
+            return Err(Error::Storage(format!("injected get failure at {path}")));
+        }
+        match self.store.get(&Path::from(path)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -238,7 +238,15 @@ impl SegmentWriter {
             }
             let size = enc.data.len() as u64;
             let records = enc.records as u64;
-            storage.put_create(&path, enc.data).await?;
+            if let Err(e) = storage.put_create(&path, enc.data).await {
+                // The put may have landed despite the error (e.g. a timeout): remove it so the
+                // retried offsets do not collide with an unacknowledged copy. Never delete an
+                // object that existed before this put.
+                if !matches!(e, Error::AlreadyExists(_)) {
+                    let _ = storage.delete(&path).await;
+                }
+                return Err(e);
+            }
             Ok((
                 SegmentMeta {
                     base: first,

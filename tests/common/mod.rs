@@ -251,3 +251,98 @@ pub fn count_batches(mut b: Bytes) -> usize {
     }
     n
 }
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `heraclitus` binary as a child process.
+pub struct BinaryBroker {
+    pub child: std::process::Child,
+    pub kafka_port: u16,
+    pub http_port: u16,
+}
+
+impl BinaryBroker {
+    /// Start the binary on `storage` and wait until `/ready` answers 200.
+    pub fn start(
+        storage: &str,
+        kafka_port: u16,
+        http_port: u16,
+        env: &[(&str, &str)],
+    ) -> BinaryBroker {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::env::temp_dir().join(format!("heraclitus-test-{kafka_port}.log")))
+            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_heraclitus"));
+        cmd.args([
+            "--storage-path",
+            storage,
+            "--kafka-port",
+            &kafka_port.to_string(),
+            "--http-port",
+            &http_port.to_string(),
+        ])
+        .env("HERACLITUS_BIND_HOST", "127.0.0.1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn heraclitus");
+        let b = BinaryBroker {
+            child,
+            kafka_port,
+            http_port,
+        };
+        let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(http).is_ok() && http_get(http, "/ready").0 == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "broker did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_sigterm(self.child.id());
+        self.child.wait().expect("wait")
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+impl Drop for BinaryBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
