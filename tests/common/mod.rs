@@ -346,3 +346,91 @@ impl Drop for BinaryBroker {
         let _ = self.child.wait();
     }
 }
+
+/// Find a tool installed by `.ci/run` (its venv) or on PATH.
+pub fn find_tool(name: &str) -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    if let Ok(v) = std::env::var("CI_VENV") {
+        dirs.push(std::path::Path::new(&v).join("bin"));
+    }
+    dirs.push("/var/tmp/heraclitus-venv/bin".into());
+    if let Ok(p) = std::env::var("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A Python interpreter with pyarrow (the CI venv, or python3 on PATH).
+pub fn python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("CI_PYTHON") {
+        return p.into();
+    }
+    find_tool("python")
+        .filter(|p| p.to_string_lossy().contains("venv"))
+        .or_else(|| find_tool("python3"))
+        .expect("python3 with pyarrow is needed: pip install pyarrow (or run bash .ci/run)")
+}
+
+/// A real S3 server on loopback: `moto_server` from PyPI `moto[server]`.
+pub struct S3Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl S3Server {
+    pub fn start(bucket: &str) -> S3Server {
+        let bin = find_tool("moto_server")
+            .expect("moto_server is needed for the S3 tests: pip install 'moto[server]' (or run bash .ci/run)");
+        let port = free_port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let s = S3Server { child, port };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut c = TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(
+            out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+            "create bucket: {out}"
+        );
+        s
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for a broker using this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
