@@ -37,6 +37,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub batching: BatchingSettings,
     pub retention: RetentionSettings,
+    pub groups: GroupSettings,
     pub metrics: MetricsSettings,
     pub performance: PerformanceSettings,
     pub auth: AuthSettings,
@@ -80,6 +81,30 @@ pub struct RetentionSettings {
     pub bytes: i64,
     /// How often retention is checked (ms).
     pub check_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupSettings {
+    /// Smallest session timeout a member may ask for (Kafka's group.min.session.timeout.ms).
+    pub min_session_timeout_ms: u64,
+    /// Largest session timeout a member may ask for (group.max.session.timeout.ms).
+    pub max_session_timeout_ms: u64,
+    /// Most members one group may have (group.max.size).
+    pub max_size: usize,
+    /// Delay of an empty group's first rebalance (group.initial.rebalance.delay.ms).
+    pub initial_rebalance_delay_ms: u64,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 10_000,
+            initial_rebalance_delay_ms: 3_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +155,7 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             batching: BatchingSettings::default(),
             retention: RetentionSettings::default(),
+            groups: GroupSettings::default(),
             metrics: MetricsSettings::default(),
             performance: PerformanceSettings::default(),
             auth: AuthSettings::default(),
@@ -289,6 +315,15 @@ impl Settings {
         }
         if self.storage.merge_interval_ms == 0 {
             return bad("storage.merge_interval_ms", "must be at least 1");
+        }
+        if self.groups.min_session_timeout_ms > self.groups.max_session_timeout_ms {
+            return bad(
+                "groups.min_session_timeout_ms",
+                "must not exceed groups.max_session_timeout_ms",
+            );
+        }
+        if self.groups.max_size == 0 {
+            return bad("groups.max_size", "must be at least 1");
         }
         if self.retention.check_interval_ms == 0 {
             return bad("retention.check_interval_ms", "must be at least 1");

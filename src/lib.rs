@@ -2,13 +2,14 @@
 //!
 //! The folder layout follows the data path of a request:
 //! `network` (accept loop, Connection actors, frame codec) → `handlers` (one file per Kafka API)
-//! → `broker` (topic registry, partition leaders) → `log` (PartitionLeader actor over a plain
+//! → `broker` (topic registry, partition leaders) and `group` (consumer-group coordinators) → `log` (PartitionLeader actor over a plain
 //! partition log) → `storage` (SegmentWriter actor, Parquet segments, object_store).
 //! `protocol` holds the wire-level pieces we own (frames, record batches, compression).
 
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod log;

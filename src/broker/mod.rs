@@ -6,6 +6,8 @@ pub mod topic;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::group::state::GroupLimits;
+use crate::group::GroupManager;
 use crate::log::leader::{LeaderEnv, PartitionLeader, PartitionStats, Retention, Stop};
 use crate::log::TopicPartition;
 use crate::storage::cache::SegmentCache;
@@ -68,6 +70,7 @@ pub struct Broker {
     next_arbiter: AtomicUsize,
     pub ready: AtomicBool,
     pub shutting_down: AtomicBool,
+    pub groups: GroupManager,
 }
 
 impl Broker {
@@ -103,6 +106,17 @@ impl Broker {
             zstd_level: settings.performance.compression_level,
         };
         let cluster_id = load_or_create_cluster_id(&storage).await?;
+        let g = &settings.groups;
+        let groups = GroupManager::new(
+            storage.clone(),
+            GroupLimits {
+                min_session_timeout: Duration::from_millis(g.min_session_timeout_ms),
+                max_session_timeout: Duration::from_millis(g.max_session_timeout_ms),
+                max_size: g.max_size,
+                initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
+            },
+            arbiters.clone(),
+        );
         let broker = Arc::new(Broker {
             advertised_port: AtomicU16::new(settings.advertised_port()),
             settings,
@@ -118,8 +132,11 @@ impl Broker {
             next_arbiter: AtomicUsize::new(0),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            groups,
         });
         broker.recover().await?;
+        let n = broker.groups.recover().await?;
+        tracing::info!("recovered {n} consumer group(s)");
         broker.ready.store(true, Ordering::SeqCst);
         Ok(broker)
     }
@@ -291,6 +308,7 @@ impl Broker {
                 self.storage.delete(&obj.path).await?;
             }
         }
+        self.groups.drop_topic(name).await;
         tracing::info!("deleted topic {name}");
         Ok(())
     }

@@ -8,17 +8,29 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::FutureExt;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One API we serve and the versions we serve it at.
@@ -32,42 +44,26 @@ pub struct ApiSpec {
 /// Every API the broker serves. Produce advertises 0 as its minimum like Kafka 4 does
 /// (KAFKA-18659: older librdkafka disables compression otherwise) but v0–2 requests, which
 /// carry message formats 0/1, are answered by closing the connection, as Kafka 4 does.
+#[rustfmt::skip]
 pub const SUPPORTED: &[ApiSpec] = &[
-    ApiSpec {
-        key: ApiKey::Produce,
-        min: 0,
-        max: 11,
-    },
-    ApiSpec {
-        key: ApiKey::Fetch,
-        min: 4,
-        max: 16,
-    },
-    ApiSpec {
-        key: ApiKey::ListOffsets,
-        min: 1,
-        max: 7,
-    },
-    ApiSpec {
-        key: ApiKey::Metadata,
-        min: 0,
-        max: 12,
-    },
-    ApiSpec {
-        key: ApiKey::ApiVersions,
-        min: 0,
-        max: 4,
-    },
-    ApiSpec {
-        key: ApiKey::CreateTopics,
-        min: 2,
-        max: 7,
-    },
-    ApiSpec {
-        key: ApiKey::DeleteTopics,
-        min: 1,
-        max: 6,
-    },
+    ApiSpec { key: ApiKey::Produce, min: 0, max: 11 },
+    ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 },
+    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 7 },
+    ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 },
+    ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 },
+    ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 },
+    ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::JoinGroup, min: 0, max: 9 },
+    ApiSpec { key: ApiKey::Heartbeat, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 5 },
+    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
+    ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
+    ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -93,10 +89,22 @@ pub struct RequestCtx {
     pub broker: Arc<Broker>,
     pub header: RequestHeader,
     pub version: i16,
+    /// The client's address (DescribeGroups reports it as the member's host).
+    pub peer: SocketAddr,
+}
+
+impl RequestCtx {
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// Decode, handle and encode one request frame.
-pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut) -> Outcome {
+pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) -> Outcome {
     // The frame codec guarantees at least 8 bytes (key, version, correlation id).
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -135,11 +143,13 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut) -> Outcome {
         broker,
         header,
         version,
+        peer,
     };
     let fut = std::panic::AssertUnwindSafe(handle(&ctx, request)).catch_unwind();
     let response = match fut.await {
-        Ok(Some(r)) => r,
-        Ok(None) => return Outcome::NoResponse,
+        Ok(Ok(Some(r))) => r,
+        Ok(Ok(None)) => return Outcome::NoResponse,
+        Ok(Err(e)) => return Outcome::Close(e),
         Err(_) => return Outcome::Close(format!("internal error handling {api_key:?}")),
     };
     match encode_response(api_key, version, correlation_id, &response) {
@@ -150,24 +160,34 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut) -> Outcome {
     }
 }
 
-async fn handle(ctx: &RequestCtx, request: RequestKind) -> Option<ResponseKind> {
-    Some(match request {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
-        RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(create_topics::handle(ctx, r).await)
-        }
-        RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(ctx, r).await)
-        }
-        RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(ctx, r).await?),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(ctx, r).await)
-        }
-        // dispatch() only lets through APIs in SUPPORTED, all matched above.
-        _ => return None,
-    })
+/// Run the handler of a decoded request. `Ok(None)`: no response (acks=0).
+#[rustfmt::skip]
+async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<ResponseKind>, String> {
+    use ResponseKind as R;
+    Ok(Some(match request {
+        RequestKind::ApiVersions(r) => R::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => R::Metadata(metadata::handle(ctx, r).await),
+        RequestKind::CreateTopics(r) => R::CreateTopics(create_topics::handle(ctx, r).await),
+        RequestKind::DeleteTopics(r) => R::DeleteTopics(delete_topics::handle(ctx, r).await),
+        RequestKind::Produce(r) => match produce::handle(ctx, r).await {
+            Some(r) => R::Produce(r),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => R::Fetch(fetch::handle(ctx, r).await),
+        RequestKind::ListOffsets(r) => R::ListOffsets(list_offsets::handle(ctx, r).await),
+        RequestKind::FindCoordinator(r) => R::FindCoordinator(find_coordinator::handle(ctx, r)),
+        RequestKind::JoinGroup(r) => R::JoinGroup(join_group::handle(ctx, r).await),
+        RequestKind::SyncGroup(r) => R::SyncGroup(sync_group::handle(ctx, r).await),
+        RequestKind::Heartbeat(r) => R::Heartbeat(heartbeat::handle(ctx, r).await),
+        RequestKind::LeaveGroup(r) => R::LeaveGroup(leave_group::handle(ctx, r).await),
+        RequestKind::DescribeGroups(r) => R::DescribeGroups(describe_groups::handle(ctx, r).await),
+        RequestKind::ListGroups(r) => R::ListGroups(list_groups::handle(ctx, r).await),
+        RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(ctx, r).await),
+        RequestKind::OffsetCommit(r) => R::OffsetCommit(offset_commit::handle(ctx, r).await),
+        RequestKind::OffsetFetch(r) => R::OffsetFetch(offset_fetch::handle(ctx, r).await),
+        RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(ctx, r).await),
+        other => return Err(format!("no handler for {other:?}")),
+    }))
 }
 
 /// Encode a response frame: length, response header (at the API's header version), body.

@@ -82,7 +82,7 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
                 return;
             }
         };
-        let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame));
+        let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer));
         match self.queue.try_send(fut) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(fut)) => {

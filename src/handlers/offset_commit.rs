@@ -1,0 +1,81 @@
+//! OffsetCommit (v2–9): group commits checked against member and generation, simple commits
+//! (generation -1, no member) for assign()-based consumers; answered after the group's offsets
+//! document is written.
+
+use super::RequestCtx;
+use crate::error::code;
+use crate::group::coordinator::Commit;
+use crate::group::state::{COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let broker = &ctx.broker;
+    // (topic index, partition index) → code for partitions refused before the coordinator.
+    let mut pre: Vec<Vec<Option<i16>>> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        let topic = broker.topic(t.name.as_str());
+        let mut codes = Vec::new();
+        for p in &t.partitions {
+            let known = topic
+                .as_ref()
+                .is_some_and(|tp| tp.partition(p.partition_index).is_some());
+            if !known {
+                codes.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            }
+            codes.push(None);
+            offsets.push((
+                t.name.to_string(),
+                p.partition_index,
+                p.committed_offset,
+                if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                p.committed_metadata.as_ref().map(|s| s.to_string()),
+            ));
+        }
+        pre.push(codes);
+    }
+    let result: Result<Vec<i16>, i16> = if req.group_id.is_empty() {
+        Err(INVALID_GROUP_ID)
+    } else if offsets.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let c = broker.groups.get_or_create(req.group_id.as_str());
+        c.send(Commit {
+            member_id: req.member_id.to_string(),
+            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            generation: req.generation_id_or_member_epoch,
+            offsets,
+        })
+        .await
+        .unwrap_or(Err(COORDINATOR_NOT_AVAILABLE))
+    };
+    let mut resp = OffsetCommitResponse::default();
+    let mut it = match &result {
+        Ok(v) => v.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    for (t, codes) in req.topics.iter().zip(pre) {
+        let mut rt = OffsetCommitResponseTopic::default();
+        rt.name = t.name.clone();
+        for (p, c) in t.partitions.iter().zip(codes) {
+            let mut rp = OffsetCommitResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = match (c, &result) {
+                (Some(c), _) => c,
+                (None, Err(e)) => *e,
+                (None, Ok(_)) => it.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),
+            };
+            rt.partitions.push(rp);
+        }
+        resp.topics.push(rt);
+    }
+    resp
+}
