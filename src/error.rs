@@ -63,6 +63,8 @@ pub enum Error {
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
     InvalidReplicationFactor(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
     #[error("invalid required acks {0}")]
@@ -100,6 +102,8 @@ impl Error {
             Error::TopicAlreadyExists(_) => TOPIC_ALREADY_EXISTS,
             Error::InvalidPartitions(_) => INVALID_PARTITIONS,
             Error::InvalidReplicationFactor(_) => INVALID_REPLICATION_FACTOR,
+            Error::InvalidReplicaAssignment(_) => INVALID_REPLICA_ASSIGNMENT,
+
             Error::InvalidConfig(_) => INVALID_CONFIG,
             Error::InvalidRequiredAcks(_) => INVALID_REQUIRED_ACKS,
             Error::InvalidRequest(_) => INVALID_REQUEST,

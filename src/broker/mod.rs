@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use topic::{validate_config, validate_name, TopicMeta, MAX_PARTITIONS};
 
 /// One partition of a live topic.
+#[derive(Clone)]
 pub struct Partition {
     pub addr: Addr<PartitionLeader>,
     pub high_watermark: watch::Receiver<i64>,
@@ -32,6 +33,7 @@ pub struct Partition {
 /// A live topic.
 pub struct Topic {
     pub name: String,
+    pub created_ms: i64,
     pub id: [u8; 16],
     pub partitions: Vec<Partition>,
     pub configs: BTreeMap<String, String>,
@@ -201,27 +203,12 @@ impl Broker {
         let retention = Arc::new(RwLock::new(self.retention_of(&meta.configs)));
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
-            let tp = TopicPartition::new(&meta.name, p);
-            let (leader, hw, stats) = PartitionLeader::new(
-                tp,
-                segments.remove(&p).unwrap_or_default(),
-                self.env.clone(),
-                retention.clone(),
-            );
-            let addr = if self.arbiters.is_empty() {
-                leader.start()
-            } else {
-                let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-                PartitionLeader::start_in_arbiter(&self.arbiters[i], move |_| leader)
-            };
-            partitions.push(Partition {
-                addr,
-                high_watermark: hw,
-                stats,
-            });
+            let segs = segments.remove(&p).unwrap_or_default();
+            partitions.push(self.spawn_partition(&meta.name, p, segs, &retention));
         }
         Ok(Arc::new(Topic {
             name: meta.name.clone(),
+            created_ms: meta.created_ms,
             id,
             partitions,
             configs: meta.configs.clone(),
@@ -229,7 +216,88 @@ impl Broker {
         }))
     }
 
+    fn spawn_partition(
+        &self,
+        topic: &str,
+        p: i32,
+        segments: Vec<SegmentMeta>,
+        retention: &Arc<RwLock<Retention>>,
+    ) -> Partition {
+        let tp = TopicPartition::new(topic, p);
+        let (leader, hw, stats) =
+            PartitionLeader::new(tp, segments, self.env.clone(), retention.clone());
+        let addr = if self.arbiters.is_empty() {
+            leader.start()
+        } else {
+            let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+            PartitionLeader::start_in_arbiter(&self.arbiters[i], move |_| leader)
+        };
+        Partition {
+            addr,
+            high_watermark: hw,
+            stats,
+        }
+    }
+
+    fn meta_of(topic: &Topic, partitions: i32, configs: BTreeMap<String, String>) -> TopicMeta {
+        TopicMeta {
+            name: topic.name.clone(),
+            id: uuid::Uuid::from_bytes(topic.id).simple().to_string(),
+            partitions,
+            configs,
+            created_ms: topic.created_ms,
+        }
+    }
+
+    /// Grow a topic to `count` partitions (CreatePartitions); shrinking is refused.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        let _g = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(Error::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is not fewer than the requested {count}"
+            )));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(Error::InvalidPartitions(format!(
+                "number of partitions must be at most {MAX_PARTITIONS}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let meta = Self::meta_of(&topic, count, topic.configs.clone());
+        let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+        self.storage
+            .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
+            .await?;
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            partitions.push(self.spawn_partition(name, p, Vec::new(), &topic.retention));
+        }
+        let grown = Arc::new(Topic {
+            name: topic.name.clone(),
+            created_ms: topic.created_ms,
+            id: topic.id,
+            partitions,
+            configs: topic.configs.clone(),
+            retention: topic.retention.clone(),
+        });
+        if let Ok(mut t) = self.topics.write() {
+            t.insert(name.to_string(), grown);
+        }
+        tracing::info!("topic {name} grown from {current} to {count} partitions");
+        Ok(())
+    }
+
     /// Validate a topic creation without doing it.
+
     pub fn check_create(
         &self,
         name: &str,

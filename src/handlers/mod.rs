@@ -7,6 +7,7 @@
 //! an unsupported version of another API, or a body that does not decode closes the connection.
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
@@ -64,6 +65,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -186,6 +188,8 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
         RequestKind::OffsetCommit(r) => R::OffsetCommit(offset_commit::handle(ctx, r).await),
         RequestKind::OffsetFetch(r) => R::OffsetFetch(offset_fetch::handle(ctx, r).await),
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(ctx, r).await),
+        RequestKind::CreatePartitions(r) => R::CreatePartitions(create_partitions::handle(ctx, r).await),
+
         other => return Err(format!("no handler for {other:?}")),
     }))
 }
