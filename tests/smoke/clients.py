@@ -153,7 +153,90 @@ def aiokafka_produce_consume():
     asyncio.run(run())
 
 
+@check
+def confluent_kafka_group_consumer():
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    t = topic_name("ckg")
+    a = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in a.create_topics([NewTopic(t, 4, 1)]).values():
+        f.result(15)
+    p = Producer({"bootstrap.servers": BOOTSTRAP})
+    for i in range(200):
+        p.produce(t, value=f"g{i}".encode(), partition=i % 4)
+    assert p.flush(30) == 0
+    group = topic_name("group")
+    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": False, "session.timeout.ms": 6000}
+    cs = [Consumer(conf), Consumer(conf)]
+    for c in cs:
+        c.subscribe([t])
+    got = set()
+    deadline = time.time() + 60
+    while len(got) < 200 and time.time() < deadline:
+        for c in cs:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            assert (m.partition(), m.offset()) not in got, "delivered twice"
+            got.add((m.partition(), m.offset()))
+            c.commit(message=m, asynchronous=False)
+    assert len(got) == 200, f"consumed {len(got)} of 200"
+    sizes = sorted(len(c.assignment()) for c in cs)
+    assert sizes == [2, 2], sizes
+    for c in cs:
+        c.close()
+    for i in range(10):
+        p.produce(t, value=f"late{i}".encode(), partition=i % 4)
+    p.flush(30)
+    c = Consumer(conf)
+    c.subscribe([t])
+    late = []
+    deadline = time.time() + 30
+    while len(late) < 10 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            late.append(m.value())
+    c.close()
+    assert sorted(late) == sorted(f"late{i}".encode() for i in range(10)), late
+
+
+@check
+def kafka_python_group_consumer():
+    from kafka import KafkaConsumer, KafkaProducer
+
+    t = topic_name("kpg")
+    group = topic_name("kpgroup")
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=IDEMPOTENCE)
+    for i in range(50):
+        p.send(t, f"v{i}".encode())
+    p.flush(30)
+
+    def consume(n):
+        c = KafkaConsumer(t, bootstrap_servers=BOOTSTRAP, group_id=group,
+                          auto_offset_reset="earliest", enable_auto_commit=False,
+                          consumer_timeout_ms=15000)
+        out = []
+        for m in c:
+            out.append(m.value)
+            if len(out) == n:
+                break
+        c.commit()
+        c.close()
+        return out
+
+    first = consume(50)
+    assert first == [f"v{i}".encode() for i in range(50)], first[:5]
+    for i in range(5):
+        p.send(t, f"w{i}".encode())
+    p.flush(30)
+    second = consume(5)
+    assert second == [f"w{i}".encode() for i in range(5)], second
+
+
 passed = sum(1 for _, e in results if e is None)
+
 failed = len(results) - passed
 print(f"smoke: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
