@@ -53,17 +53,18 @@ run_one() {
     } | tee "$RESULTS/$test${flags//[^A-Za-z]/}.fail"
   fi
 }
-running=0
+pids=()
 while read -r test flags; do
   [[ -z "$test" || "$test" == \#* ]] && continue
-  if [ $running -ge "$JOBS" ]; then wait -n; running=$((running-1)); fi
+  # Wait for a free slot (only our test jobs: the broker is a child too).
+  while [ "$(jobs -pr | grep -vc "^$BROKER$")" -ge "$JOBS" ]; do sleep 0.5; done
   run_one "$test" "${flags:-}" &
-  running=$((running+1))
+  pids+=($!)
   if ! kill -0 $BROKER 2>/dev/null; then
     echo "broker died"; tail -20 "$LOGS/broker.log"; exit 1
   fi
 done < "$LIST"
-wait
+for p in "${pids[@]}"; do wait "$p"; done
 if ! kill -0 $BROKER 2>/dev/null; then
   echo "broker died during the suite"; tail -20 "$LOGS/broker.log"; exit 1
 fi

@@ -132,10 +132,30 @@ pub struct PerformanceSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
+    /// Require SASL authentication on the Kafka port.
     pub enabled: bool,
+    /// The mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when `mechanisms` is empty.
     pub mechanism: String,
+    /// Several enabled mechanisms.
+    pub mechanisms: Vec<String>,
+    /// A PLAIN user, as in the seed config.
     pub plain_username: String,
     pub plain_password: String,
+    /// More users: a PLAIN password and/or salted SCRAM credentials
+    /// (`heraclitus scram-credential` prints one).
+    pub users: Vec<UserSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub scram_sha_256: Option<String>,
+    #[serde(default)]
+    pub scram_sha_512: Option<String>,
 }
 
 impl Default for Settings {
@@ -222,8 +242,10 @@ impl Default for AuthSettings {
         AuthSettings {
             enabled: false,
             mechanism: "PLAIN".into(),
+            mechanisms: Vec::new(),
             plain_username: String::new(),
             plain_password: String::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -304,12 +326,8 @@ impl Settings {
         if self.advertised_host.trim().is_empty() {
             return bad("advertised_host", "must not be empty");
         }
-        if self.auth.enabled {
-            return bad(
-                "auth.enabled",
-                "SASL authentication is not available in this build; refusing to start unauthenticated",
-            );
-        }
+        crate::auth::Users::from_settings(&self.auth).map_err(ConfigError)?;
+
         if self.storage.merge_min_segments < 2 {
             return bad("storage.merge_min_segments", "must be at least 2");
         }

@@ -31,6 +31,13 @@ pub mod code {
     pub const INVALID_REQUEST: i16 = 42;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
+
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
@@ -67,6 +74,10 @@ pub enum Error {
     InvalidReplicaAssignment(String),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    #[error("out of order sequence number: {0}")]
+    OutOfOrderSequence(String),
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
     #[error("invalid request: {0}")]
@@ -106,6 +117,8 @@ impl Error {
 
             Error::InvalidConfig(_) => INVALID_CONFIG,
             Error::InvalidRequiredAcks(_) => INVALID_REQUIRED_ACKS,
+            Error::OutOfOrderSequence(_) => OUT_OF_ORDER_SEQUENCE_NUMBER,
+            Error::InvalidProducerEpoch(_) => INVALID_PRODUCER_EPOCH,
             Error::InvalidRequest(_) => INVALID_REQUEST,
             Error::NotLeader => NOT_LEADER_OR_FOLLOWER,
             Error::Timeout => REQUEST_TIMED_OUT,

@@ -6,6 +6,7 @@
 //! partition log) → `storage` (SegmentWriter actor, Parquet segments, object_store).
 //! `protocol` holds the wire-level pieces we own (frames, record batches, compression).
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod error;

@@ -31,10 +31,52 @@ struct Cli {
     /// Log at debug level (RUST_LOG, when set, wins).
     #[arg(long)]
     debug: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print a salted SCRAM credential for `auth.users[].scram_sha_256` / `scram_sha_512`.
+    ScramCredential {
+        /// SCRAM-SHA-256 or SCRAM-SHA-512.
+        #[arg(long, default_value = "SCRAM-SHA-256")]
+        mechanism: String,
+        /// The password (read from SCRAM_PASSWORD when omitted).
+        #[arg(long)]
+        password: Option<String>,
+        /// PBKDF2 iterations (at least 4096).
+        #[arg(long, default_value_t = 4096)]
+        iterations: u32,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::ScramCredential {
+        mechanism,
+        password,
+        iterations,
+    }) = &cli.command
+    {
+        use heraclitus::auth::scram::{Mechanism, ScramCredential};
+        let Some(m) = Mechanism::from_name(&mechanism.to_ascii_uppercase()) else {
+            eprintln!("heraclitus: unknown mechanism {mechanism} (SCRAM-SHA-256 or SCRAM-SHA-512)");
+            std::process::exit(2);
+        };
+        let Some(pw) = password
+            .clone()
+            .or_else(|| std::env::var("SCRAM_PASSWORD").ok())
+        else {
+            eprintln!("heraclitus: give --password or set SCRAM_PASSWORD");
+            std::process::exit(2);
+        };
+        println!(
+            "{}",
+            ScramCredential::derive(m, &pw, *iterations, None).to_config_string()
+        );
+        return;
+    }
     let default_level = if cli.debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));

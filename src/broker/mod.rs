@@ -2,6 +2,7 @@
 //! leader actor, topic creation/deletion (persisted under `meta/topics/`), and start-up
 //! recovery (one LIST of the store to rebuild topics, segment indexes and next offsets).
 
+pub mod producer_ids;
 pub mod topic;
 
 use crate::config::Settings;
@@ -48,7 +49,16 @@ impl Topic {
         self.partitions.get(p as usize)
     }
 
+    /// The codec the topic's `compression.type` imposes (`None` for `producer`).
+    pub fn compression(&self) -> Option<crate::protocol::compression::Codec> {
+        self.configs
+            .get("compression.type")
+            .and_then(|v| crate::protocol::compression::Codec::from_config(v))
+            .flatten()
+    }
+
     /// `max.message.bytes` of this topic, if set.
+
     pub fn max_message_bytes(&self) -> Option<usize> {
         self.configs
             .get("max.message.bytes")
@@ -73,6 +83,11 @@ pub struct Broker {
     pub ready: AtomicBool,
     pub shutting_down: AtomicBool,
     pub groups: GroupManager,
+    /// SASL users and mechanisms.
+    pub users: Arc<crate::auth::Users>,
+    /// Failed SASL authentications (metrics).
+    pub sasl_failures: std::sync::atomic::AtomicU64,
+    producer_ids: tokio::sync::Mutex<producer_ids::ProducerIds>,
 }
 
 impl Broker {
@@ -108,6 +123,11 @@ impl Broker {
             zstd_level: settings.performance.compression_level,
         };
         let cluster_id = load_or_create_cluster_id(&storage).await?;
+        let pids = producer_ids::ProducerIds::load(&storage).await?;
+        let users = Arc::new(
+            crate::auth::Users::from_settings(&settings.auth).map_err(Error::InvalidConfig)?,
+        );
+
         let g = &settings.groups;
         let groups = GroupManager::new(
             storage.clone(),
@@ -135,6 +155,9 @@ impl Broker {
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             groups,
+            users,
+            sasl_failures: std::sync::atomic::AtomicU64::new(0),
+            producer_ids: tokio::sync::Mutex::new(pids),
         });
         broker.recover().await?;
         let n = broker.groups.recover().await?;
@@ -156,6 +179,11 @@ impl Broker {
         if self.settings.advertised_port.is_none() {
             self.advertised_port.store(port, Ordering::Relaxed);
         }
+    }
+
+    /// A producer id never handed out before (InitProducerId).
+    pub async fn allocate_producer_id(&self) -> Result<i64> {
+        self.producer_ids.lock().await.allocate(&self.storage).await
     }
 
     pub fn node_id(&self) -> i32 {

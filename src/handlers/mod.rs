@@ -15,6 +15,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -24,6 +25,8 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use crate::broker::Broker;
@@ -66,6 +69,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::SaslHandshake, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::SaslAuthenticate, min: 0, max: 2 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -189,6 +195,13 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
         RequestKind::OffsetFetch(r) => R::OffsetFetch(offset_fetch::handle(ctx, r).await),
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(ctx, r).await),
         RequestKind::CreatePartitions(r) => R::CreatePartitions(create_partitions::handle(ctx, r).await),
+        RequestKind::InitProducerId(r) => R::InitProducerId(init_producer_id::handle(ctx, r).await),
+        // Reaching dispatch means no SASL exchange is expected on this connection (the
+        // Connection actor answers them itself while one is).
+        RequestKind::SaslHandshake(_) => R::SaslHandshake(sasl_handshake::not_expected()),
+        RequestKind::SaslAuthenticate(_) => R::SaslAuthenticate(sasl_authenticate::not_expected()),
+
+
 
         other => return Err(format!("no handler for {other:?}")),
     }))

@@ -7,7 +7,8 @@ use super::{err_msg, RequestCtx};
 use crate::error::{code, Error, Result};
 use crate::log::leader::Append;
 use crate::log::partition::AppendResult;
-use crate::protocol::records::{validate_produce, BatchHeader, ValidatedBatch};
+use crate::protocol::records::{recompress, validate_produce, BatchHeader, ValidatedBatch};
+
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -61,7 +62,20 @@ pub async fn handle(ctx: &RequestCtx, req: ProduceRequest) -> Option<ProduceResp
                     let max = topic
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
-                    let batch = validate(records, max).await?;
+                    let mut batch = validate(records, max).await?;
+                    if let Some(codec) = topic.compression() {
+                        if batch.header.codec()? != codec {
+                            // Topic compression.type wins over the producer's codec.
+                            let level = broker.settings.performance.compression_level;
+                            let cap = max.saturating_mul(DECOMPRESSION_RATIO_CAP).max(1 << 20);
+                            let b = batch.clone();
+                            batch = tokio::task::spawn_blocking(move || {
+                                recompress(&b, codec, level, cap)
+                            })
+                            .await
+                            .map_err(|e| Error::Internal(e.to_string()))??;
+                        }
+                    }
                     let send = part.addr.send(Append {
                         batch,
                         wait_durable: acks != 0,

@@ -3,6 +3,7 @@
 //! durable, publishes the high watermark (for long-polling fetches), and applies retention.
 
 use super::partition::{AppendResult, PartitionLog, ReadPlan, Snapshot};
+use super::producers::{last_seq, BatchSeq, SeqCheck};
 use super::TopicPartition;
 use crate::error::{Error, Result};
 use crate::protocol::records::ValidatedBatch;
@@ -16,7 +17,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// Newest segments read at start-up to rebuild idempotent-producer state.
+const PRODUCER_STATE_SEGMENTS: usize = 3;
+
 /// How long merged inputs stay readable after the index stopped pointing at them.
+
 const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-partition numbers readable without a message (metadata, metrics).
@@ -102,6 +107,59 @@ impl PartitionLeader {
             let freed = self.log.evict_hot(total - self.env.hot_budget);
             self.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
         }
+    }
+
+    /// Rebuild idempotent-producer state from the newest segments before serving appends
+    /// (the mailbox waits until this is done).
+    fn rebuild_producer_state(&mut self, ctx: &mut Context<Self>) {
+        let newest: Vec<SegmentMeta> = self
+            .log
+            .segments()
+            .rev()
+            .take(PRODUCER_STATE_SEGMENTS)
+            .cloned()
+            .collect();
+        if newest.is_empty() {
+            return;
+        }
+        let storage = self.env.storage.clone();
+        let cache = self.env.cache.clone();
+        let fut = async move {
+            let mut batches = Vec::new();
+            for s in newest.iter().rev() {
+                let b = cache.get_or_load(&storage, &s.path).await?;
+                batches.push(b);
+            }
+            Ok::<_, Error>(batches)
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, _| match res {
+            Ok(segs) => {
+                for seg in segs {
+                    for b in seg.iter() {
+                        let Ok(h) = crate::protocol::records::BatchHeader::parse(&b.bytes) else {
+                            continue;
+                        };
+                        if h.producer_id < 0 || h.base_sequence < 0 {
+                            continue;
+                        }
+                        act.log.producers.record(
+                            h.producer_id,
+                            h.producer_epoch,
+                            BatchSeq {
+                                first_seq: h.base_sequence,
+                                last_seq: last_seq(h.base_sequence, h.record_count),
+                                base: b.base_offset,
+                                last: b.last_offset,
+                            },
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "{}: could not rebuild producer state: {e}; duplicates of retried batches may not be detected",
+                act.log.tp
+            ),
+        }));
     }
 
     fn run_merge(&mut self, ctx: &mut Context<Self>) {
@@ -204,6 +262,8 @@ impl Actor for PartitionLeader {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        self.rebuild_producer_state(ctx);
+
         ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
         ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
     }
@@ -228,7 +288,53 @@ impl Handler<Append> for PartitionLeader {
     type Result = ResponseFuture<Result<AppendResult>>;
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
+        let h = msg.batch.header;
+        let idempotent = h.producer_id >= 0;
+        let (first_seq, last_seq) = (h.base_sequence, last_seq(h.base_sequence, h.record_count));
+        if idempotent {
+            if h.base_sequence < 0 {
+                return Box::pin(async {
+                    Err(Error::InvalidRecord(
+                        "an idempotent batch needs a base sequence".into(),
+                    ))
+                });
+            }
+            match self
+                .log
+                .producers
+                .check(h.producer_id, h.producer_epoch, first_seq, last_seq)
+            {
+                SeqCheck::Append => {}
+                SeqCheck::Reject(e) => return Box::pin(async move { Err(e) }),
+                SeqCheck::Duplicate { base, last } => {
+                    // A retry: answer with the original offsets once they are durable.
+                    let log_start = self.log.log_start();
+                    let done = AppendResult {
+                        base_offset: base,
+                        log_start_offset: log_start,
+                    };
+                    if last < self.log.high_watermark() || !msg.wait_durable {
+                        return Box::pin(async move { Ok(done) });
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    self.log.add_waiter(base, last, tx);
+                    return Box::pin(async move { rx.await.map_err(|_| Error::NotLeader)? });
+                }
+            }
+        }
         let (base, last, bytes) = self.log.assign(&msg.batch);
+        if idempotent {
+            self.log.producers.record(
+                h.producer_id,
+                h.producer_epoch,
+                BatchSeq {
+                    first_seq,
+                    last_seq,
+                    base,
+                    last,
+                },
+            );
+        }
         self.env.hot_total.fetch_add(bytes.len(), Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if msg.wait_durable {

@@ -3,6 +3,7 @@
 
 pub mod leader;
 pub mod partition;
+pub mod producers;
 
 use std::sync::Arc;
 

@@ -2,7 +2,9 @@
 //! batches, the index of durable segments, the high watermark (durable end) and the produce
 //! requests waiting for durability. No I/O and no actors here, so it is unit-tested directly.
 
+use super::producers::ProducerStates;
 use super::TopicPartition;
+
 use crate::error::{Error, Result};
 use crate::protocol::records::{set_base_offset, ValidatedBatch};
 use crate::storage::writer::SegmentMeta;
@@ -63,6 +65,8 @@ pub struct PartitionLog {
     hot_bytes: usize,
     segments: BTreeMap<i64, SegmentMeta>,
     pending: VecDeque<Pending>,
+    /// Idempotent-producer state (sequence numbers of recent batches per producer).
+    pub producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -83,6 +87,7 @@ impl PartitionLog {
             hot_bytes: 0,
             segments: map,
             pending: VecDeque::new(),
+            producers: ProducerStates::default(),
         }
     }
 
@@ -98,7 +103,7 @@ impl PartitionLog {
     pub fn hot_bytes(&self) -> usize {
         self.hot_bytes
     }
-    pub fn segments(&self) -> impl Iterator<Item = &SegmentMeta> {
+    pub fn segments(&self) -> impl DoubleEndedIterator<Item = &SegmentMeta> {
         self.segments.values()
     }
 
@@ -160,6 +165,7 @@ impl PartitionLog {
     /// batches and hand their offsets out again (offsets stay dense).
     pub fn on_failed(&mut self, from: i64, error: &str) {
         let from = from.max(self.high_watermark);
+        self.producers.truncate_from(from);
         for p in self.pending.drain(..) {
             let _ = p.tx.send(Err(Error::Storage(error.to_string())));
         }

@@ -8,14 +8,17 @@
 //! An invalid frame or a request that must close the connection stops only this connection.
 
 use super::listener::ConnStats;
+use crate::auth::session::{SaslSession, Step};
 use crate::broker::Broker;
-use crate::handlers::{dispatch, Outcome};
-use crate::protocol::frame::{FrameCodec, FrameError};
+use crate::handlers::{dispatch, encode_response, sasl_authenticate, sasl_handshake, Outcome};
+use crate::protocol::frame::{FrameCodec, FrameError, FrameLimits};
 use actix::prelude::*;
 use bytes::BytesMut;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::decode_request_header_from_buffer;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,7 +35,12 @@ pub struct Connection {
     peer: SocketAddr,
     queue: mpsc::Sender<Pending>,
     stats: Arc<ConnStats>,
+    sasl: SaslSession,
+    limits: Arc<FrameLimits>,
 }
+
+/// Frame cap while a connection has not authenticated (Kafka's 512 KiB for SASL tokens).
+pub const MAX_PRE_AUTH_FRAME: usize = 512 * 1024;
 
 impl Connection {
     /// Start a Connection actor for an accepted socket on the current arbiter.
@@ -42,13 +50,19 @@ impl Connection {
         broker: Arc<Broker>,
         stats: Arc<ConnStats>,
     ) {
-        let max_frame = broker.settings.max_request_bytes;
+        let sasl = SaslSession::new(broker.users.clone());
+        let max_frame = if sasl.required() {
+            MAX_PRE_AUTH_FRAME
+        } else {
+            broker.settings.max_request_bytes
+        };
+        let limits = FrameLimits::new(max_frame);
         let in_flight = broker.settings.max_in_flight_per_connection;
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(in_flight);
         stats.open.fetch_add(1, Ordering::Relaxed);
         Connection::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(rd, FrameCodec::new(max_frame)));
+            ctx.add_stream(FramedRead::new(rd, FrameCodec::with_limits(limits.clone())));
             let addr = ctx.address();
             actix::spawn(write_loop(rx, wr, in_flight, peer, addr));
             Connection {
@@ -56,6 +70,8 @@ impl Connection {
                 peer,
                 queue: tx,
                 stats,
+                sasl,
+                limits,
             }
         });
     }
@@ -82,7 +98,26 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
                 return;
             }
         };
+        if self.sasl.required() {
+            self.pre_auth(frame, ctx);
+            return;
+        }
         let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer));
+        self.enqueue(fut, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The client closed its side; the writer finishes what is queued, then stops us.
+        let _ = ctx;
+        let (tx, _) = mpsc::channel(1);
+        // Dropping our sender lets the writer drain and exit.
+        self.queue = tx;
+    }
+}
+
+impl Connection {
+    /// Queue a request's future behind those already in flight (responses stay in order).
+    fn enqueue(&mut self, fut: Pending, ctx: &mut Context<Self>) {
         match self.queue.try_send(fut) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(fut)) => {
@@ -99,13 +134,113 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
         }
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        // The client closed its side; the writer finishes what is queued, then stops us.
-        let _ = ctx;
-        let (tx, _) = mpsc::channel(1);
-        // Dropping our sender lets the writer drain and exit.
-        self.queue = tx;
+    fn respond_now(&mut self, out: Outcome, ctx: &mut Context<Self>) {
+        self.enqueue(Box::pin(futures::future::ready(out)), ctx);
     }
+
+    fn auth_failed(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        self.broker
+            .sasl_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("SASL authentication from {} failed: {reason}", self.peer);
+        self.respond_now(Outcome::Close("authentication failed".into()), ctx);
+    }
+
+    fn authenticated(&mut self) {
+        self.limits
+            .max_frame
+            .store(self.broker.settings.max_request_bytes, Ordering::Relaxed);
+        self.limits.raw_tokens.store(false, Ordering::Relaxed);
+        tracing::debug!("{} authenticated as {:?}", self.peer, self.sasl.principal);
+    }
+
+    /// Before authentication only ApiVersions, SaslHandshake and SaslAuthenticate (or raw
+    /// tokens after a v0 handshake) are served; anything else closes the connection.
+    fn pre_auth(&mut self, frame: BytesMut, ctx: &mut Context<Self>) {
+        if self.sasl.expects_raw_token() {
+            match self.sasl.authenticate(&frame) {
+                Step::Continue(tok) => self.respond_now(Outcome::Respond(raw_frame(&tok)), ctx),
+                Step::Done(tok) => {
+                    self.respond_now(Outcome::Respond(raw_frame(&tok)), ctx);
+                    self.authenticated();
+                }
+                Step::Fail(msg) => self.auth_failed(&msg, ctx),
+            }
+            return;
+        }
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        match ApiKey::try_from(key) {
+            Ok(ApiKey::ApiVersions) => {
+                let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer));
+                self.enqueue(fut, ctx);
+            }
+            Ok(ApiKey::SaslHandshake) if (0..=1).contains(&version) => {
+                let Some(RequestKind::SaslHandshake(req)) =
+                    decode(ApiKey::SaslHandshake, version, frame)
+                else {
+                    return self.respond_now(Outcome::Close("bad SaslHandshake".into()), ctx);
+                };
+                let resp = sasl_handshake::respond(&mut self.sasl, &req, version);
+                let ok = resp.error_code == 0;
+                let out = encode_response(
+                    ApiKey::SaslHandshake,
+                    version,
+                    correlation,
+                    &ResponseKind::SaslHandshake(resp),
+                );
+                match out {
+                    Ok(b) => self.respond_now(Outcome::Respond(b), ctx),
+                    Err(e) => return self.respond_now(Outcome::Close(e.to_string()), ctx),
+                }
+                if ok && version == 0 {
+                    self.limits.raw_tokens.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(ApiKey::SaslAuthenticate) if (0..=2).contains(&version) => {
+                let Some(RequestKind::SaslAuthenticate(req)) =
+                    decode(ApiKey::SaslAuthenticate, version, frame)
+                else {
+                    return self.respond_now(Outcome::Close("bad SaslAuthenticate".into()), ctx);
+                };
+                let (resp, close) = sasl_authenticate::respond(&mut self.sasl, &req);
+                let msg = resp.error_message.as_ref().map(|m| m.to_string());
+                match encode_response(
+                    ApiKey::SaslAuthenticate,
+                    version,
+                    correlation,
+                    &ResponseKind::SaslAuthenticate(resp),
+                ) {
+                    Ok(b) => self.respond_now(Outcome::Respond(b), ctx),
+                    Err(e) => return self.respond_now(Outcome::Close(e.to_string()), ctx),
+                }
+                if close {
+                    self.auth_failed(msg.as_deref().unwrap_or("failed"), ctx);
+                } else if !self.sasl.required() {
+                    self.authenticated();
+                }
+            }
+            _ => self.respond_now(
+                Outcome::Close(format!("API key {key} before SASL authentication")),
+                ctx,
+            ),
+        }
+    }
+}
+
+/// A raw SASL token frame (after a v0 SaslHandshake).
+fn raw_frame(tok: &[u8]) -> bytes::Bytes {
+    let mut b = BytesMut::with_capacity(4 + tok.len());
+    b.extend_from_slice(&(tok.len() as i32).to_be_bytes());
+    b.extend_from_slice(tok);
+    b.freeze()
+}
+
+fn decode(key: ApiKey, version: i16, frame: BytesMut) -> Option<RequestKind> {
+    let mut buf = frame.freeze();
+    decode_request_header_from_buffer(&mut buf).ok()?;
+    RequestKind::decode(key, &mut buf, version).ok()
 }
 
 /// Sent by the writer task when the connection must end.

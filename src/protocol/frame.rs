@@ -5,6 +5,9 @@
 //! reserved, so a hostile length cannot make us allocate.
 
 use bytes::{Buf, BytesMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use tokio_util::codec::Decoder;
 
 /// The smallest valid request: api_key(2) + api_version(2) + correlation_id(4).
@@ -28,20 +31,38 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
+/// Limits a connection can change while its codec runs (e.g. the smaller cap before SASL
+/// authentication, and raw SASL tokens after a v0 handshake, which have no request header).
+#[derive(Debug)]
+pub struct FrameLimits {
+    pub max_frame: AtomicUsize,
+    pub raw_tokens: AtomicBool,
+}
+
+impl FrameLimits {
+    pub fn new(max_frame: usize) -> Arc<FrameLimits> {
+        Arc::new(FrameLimits {
+            max_frame: AtomicUsize::new(max_frame),
+            raw_tokens: AtomicBool::new(false),
+        })
+    }
+}
+
 /// Decodes request frames, capped at `max_frame` bytes.
 #[derive(Debug, Clone)]
 pub struct FrameCodec {
-    max_frame: usize,
+    limits: Arc<FrameLimits>,
 }
 
 impl FrameCodec {
     pub fn new(max_frame: usize) -> Self {
-        FrameCodec { max_frame }
+        FrameCodec {
+            limits: FrameLimits::new(max_frame),
+        }
     }
 
-    /// Change the cap (e.g. the smaller pre-authentication cap).
-    pub fn set_max_frame(&mut self, max_frame: usize) {
-        self.max_frame = max_frame;
+    pub fn with_limits(limits: Arc<FrameLimits>) -> Self {
+        FrameCodec { limits }
     }
 }
 
@@ -58,13 +79,11 @@ impl Decoder for FrameCodec {
             return Err(FrameError::Negative(len));
         }
         let len = len as usize;
-        if len > self.max_frame {
-            return Err(FrameError::TooLarge {
-                size: len,
-                cap: self.max_frame,
-            });
+        let cap = self.limits.max_frame.load(Ordering::Relaxed);
+        if len > cap {
+            return Err(FrameError::TooLarge { size: len, cap });
         }
-        if len < MIN_REQUEST_BYTES {
+        if len < MIN_REQUEST_BYTES && !self.limits.raw_tokens.load(Ordering::Relaxed) {
             return Err(FrameError::TooSmall(len));
         }
         if src.len() < 4 + len {

@@ -184,6 +184,42 @@ pub fn validate_produce(records: &Bytes, max_uncompressed: usize) -> Result<Vali
     Ok(ValidatedBatch { header, bytes })
 }
 
+/// Re-encode a validated batch with another codec (topic `compression.type`), keeping its
+/// producer fields, sequence, timestamps, keys, values and headers.
+pub fn recompress(
+    batch: &ValidatedBatch,
+    codec: Codec,
+    level: i32,
+    max_uncompressed: usize,
+) -> Result<ValidatedBatch> {
+    let (h, records) = parse_records(&batch.bytes, max_uncompressed)?;
+    let owned: Vec<OwnedRecord> = records
+        .into_iter()
+        .map(|r| OwnedRecord {
+            offset: r.offset_delta as i64,
+            timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        })
+        .collect();
+    let meta = BatchMeta {
+        base_offset: 0,
+        timestamp_type: if h.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0 {
+            1
+        } else {
+            0
+        },
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        base_sequence: h.base_sequence,
+        partition_leader_epoch: h.partition_leader_epoch,
+    };
+    let bytes = Bytes::from(encode_batch(&meta, &owned, codec, level)?);
+    let header = BatchHeader::parse(&bytes)?;
+    Ok(ValidatedBatch { header, bytes })
+}
+
 /// Overwrite the base offset of the batch in `batch` (outside the CRC, so no re-encoding).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -571,6 +607,31 @@ pub(crate) mod tests {
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         let e = validate_produce(&Bytes::from(b), 1 << 20).unwrap_err();
         assert!(matches!(e, Error::InvalidRecord(_)), "{e}");
+    }
+
+    #[test]
+    fn recompress_keeps_records_and_producer_fields() {
+        let recs = sample_records(20, 5000);
+        let mut m = meta();
+        m.producer_id = 9;
+        m.producer_epoch = 2;
+        m.base_sequence = 40;
+        let b = Bytes::from(encode_batch(&m, &recs, Codec::Lz4, 1).unwrap());
+        let v = validate_produce(&b, 1 << 20).unwrap();
+        let z = recompress(&v, Codec::Zstd, 3, 1 << 20).unwrap();
+        assert_eq!(z.header.codec().unwrap(), Codec::Zstd);
+        assert_eq!(
+            (
+                z.header.producer_id,
+                z.header.producer_epoch,
+                z.header.base_sequence
+            ),
+            (9, 2, 40)
+        );
+        assert_eq!(z.header.max_timestamp, v.header.max_timestamp);
+        let (_, a) = parse_records(&b, 1 << 20).unwrap();
+        let (_, c) = parse_records(&z.bytes, 1 << 20).unwrap();
+        assert_eq!(a, c);
     }
 
     #[test]

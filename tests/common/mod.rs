@@ -194,8 +194,13 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Build an uncompressed magic-2 record batch of `n` records with the given values.
+/// Build an uncompressed magic-2 record batch with the given values.
 pub fn batch(values: &[&[u8]]) -> Bytes {
+    batch_idempotent(values, -1, -1, -1)
+}
+
+/// Build a batch carrying producer id, epoch and base sequence (idempotent producers).
+pub fn batch_idempotent(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
     let mut body = Vec::new();
     for (i, v) in values.iter().enumerate() {
         let mut rec = Vec::new();
@@ -219,9 +224,9 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
     b.put_i32(values.len() as i32 - 1);
     b.put_i64(1_700_000_000_000);
     b.put_i64(1_700_000_000_000);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
+    b.put_i64(pid);
+    b.put_i16(epoch);
+    b.put_i32(seq);
     b.put_i32(values.len() as i32);
     b.extend_from_slice(&body);
     let crc = crc32c::crc32c(&b[21..]);

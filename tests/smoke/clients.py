@@ -40,8 +40,8 @@ def expected(i):
 
 
 N = 300
-# Set to True once the broker serves InitProducerId (idempotent producers).
-IDEMPOTENCE = False
+# kafka-python 3.x enables idempotence by default: keep it on (InitProducerId is served).
+IDEMPOTENCE = True
 
 
 @check
@@ -235,7 +235,50 @@ def kafka_python_group_consumer():
     assert second == [f"w{i}".encode() for i in range(5)], second
 
 
+@check
+def every_codec_with_confluent_kafka_and_kafka_python():
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTP
+
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        t = topic_name(f"codec-{codec}")
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": codec,
+                      "linger.ms": 20})
+        for i in range(200):
+            p.produce(t, value=(f"{codec}-{i}-" + "z" * 200).encode(), partition=0)
+        assert p.flush(30) == 0
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": t, "enable.auto.commit": False})
+        c.assign([TopicPartition(t, 0, OFFSET_BEGINNING)])
+        got = []
+        deadline = time.time() + 30
+        while len(got) < 200 and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        c.close()
+        assert got == [(f"{codec}-{i}-" + "z" * 200).encode() for i in range(200)], codec
+    for codec in ("gzip", "lz4", "zstd", "snappy"):
+        t = topic_name(f"kp-{codec}")
+        try:
+            p = KafkaProducer(bootstrap_servers=BOOTSTRAP, compression_type=codec, linger_ms=20)
+        except Exception as e:  # noqa: BLE001
+            raise AssertionError(f"kafka-python cannot use {codec}: {e}") from e
+        for i in range(100):
+            p.send(t, f"{codec}{i}".encode(), partition=0)
+        p.flush(30)
+        p.close()
+        c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                          consumer_timeout_ms=10000)
+        c.assign([KTP(t, 0)])
+        c.seek_to_beginning(KTP(t, 0))
+        got = [m.value for m in c][:100]
+        c.close()
+        assert got == [f"{codec}{i}".encode() for i in range(100)], codec
+
+
 passed = sum(1 for _, e in results if e is None)
+
 
 failed = len(results) - passed
 print(f"smoke: {passed} passed, {failed} failed")

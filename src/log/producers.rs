@@ -1,0 +1,203 @@
+//! Idempotent-producer state of one partition: per producer id, its epoch and the sequence
+//! ranges and offsets of its last five batches (as Kafka keeps), so a retried batch gets its
+//! original offset and is stored once, a gap is OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch
+//! is INVALID_PRODUCER_EPOCH. Rebuilt from the newest segments at start-up.
+
+use crate::error::Error;
+use std::collections::{HashMap, VecDeque};
+
+/// Batches remembered per producer (Kafka's `MAX_IN_FLIGHT_REQUESTS` for idempotence).
+pub const REMEMBERED_BATCHES: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSeq {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base: i64,
+    pub last: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    epoch: i16,
+    batches: VecDeque<BatchSeq>,
+}
+
+/// What to do with an incoming idempotent batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SeqCheck {
+    Append,
+    /// A retry of a batch already appended at these offsets.
+    Duplicate {
+        base: i64,
+        last: i64,
+    },
+    Reject(Error),
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.code() == other.code()
+    }
+}
+impl Eq for Error {}
+
+fn next_seq(s: i32) -> i32 {
+    if s == i32::MAX {
+        0
+    } else {
+        s + 1
+    }
+}
+
+/// Last sequence of a batch of `count` records starting at `first` (sequences wrap at i32::MAX).
+pub fn last_seq(first: i32, count: i32) -> i32 {
+    ((first as i64 + count as i64 - 1) % (i32::MAX as i64 + 1)) as i32
+}
+
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    map: HashMap<i64, Entry>,
+}
+
+impl ProducerStates {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn check(&self, pid: i64, epoch: i16, first_seq: i32, last_seq: i32) -> SeqCheck {
+        let Some(e) = self.map.get(&pid) else {
+            return SeqCheck::Append;
+        };
+        if epoch < e.epoch {
+            return SeqCheck::Reject(Error::InvalidProducerEpoch(format!(
+                "epoch {epoch} is older than the current epoch {}",
+                e.epoch
+            )));
+        }
+        if epoch > e.epoch {
+            return if first_seq == 0 {
+                SeqCheck::Append
+            } else {
+                SeqCheck::Reject(Error::OutOfOrderSequence(format!(
+                    "a new epoch must start at sequence 0, got {first_seq}"
+                )))
+            };
+        }
+        if let Some(b) = e
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return SeqCheck::Duplicate {
+                base: b.base,
+                last: b.last,
+            };
+        }
+        match e.batches.back() {
+            None => SeqCheck::Append,
+            Some(b) if next_seq(b.last_seq) == first_seq => SeqCheck::Append,
+            Some(b) => SeqCheck::Reject(Error::OutOfOrderSequence(format!(
+                "expected sequence {}, got {first_seq}",
+                next_seq(b.last_seq)
+            ))),
+        }
+    }
+
+    pub fn record(&mut self, pid: i64, epoch: i16, b: BatchSeq) {
+        let e = self.map.entry(pid).or_default();
+        if epoch != e.epoch || e.batches.is_empty() {
+            if epoch > e.epoch || e.batches.is_empty() {
+                e.batches.clear();
+            }
+            e.epoch = e.epoch.max(epoch);
+        }
+        e.batches.push_back(b);
+        while e.batches.len() > REMEMBERED_BATCHES {
+            e.batches.pop_front();
+        }
+    }
+
+    /// Forget batches at or after `offset` (their write failed).
+    pub fn truncate_from(&mut self, offset: i64) {
+        for e in self.map.values_mut() {
+            while e.batches.back().is_some_and(|b| b.base >= offset) {
+                e.batches.pop_back();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(first: i32, last: i32, base: i64) -> BatchSeq {
+        BatchSeq {
+            first_seq: first,
+            last_seq: last,
+            base,
+            last: base + (last - first) as i64,
+        }
+    }
+
+    #[test]
+    fn sequences_duplicates_gaps_and_epochs() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.check(7, 0, 0, 4), SeqCheck::Append);
+        s.record(7, 0, b(0, 4, 100));
+        assert_eq!(
+            s.check(7, 0, 0, 4),
+            SeqCheck::Duplicate {
+                base: 100,
+                last: 104
+            }
+        );
+        assert_eq!(s.check(7, 0, 5, 9), SeqCheck::Append);
+        assert!(matches!(
+            s.check(7, 0, 7, 9),
+            SeqCheck::Reject(Error::OutOfOrderSequence(_))
+        ));
+        s.record(7, 0, b(5, 9, 105));
+        assert!(matches!(
+            s.check(7, 1, 3, 3),
+            SeqCheck::Reject(Error::OutOfOrderSequence(_))
+        ));
+        assert_eq!(s.check(7, 1, 0, 0), SeqCheck::Append);
+        s.record(7, 1, b(0, 0, 110));
+        assert!(matches!(
+            s.check(7, 0, 10, 10),
+            SeqCheck::Reject(Error::InvalidProducerEpoch(_))
+        ));
+    }
+
+    #[test]
+    fn only_five_batches_are_remembered_and_truncation_rolls_back() {
+        let mut s = ProducerStates::default();
+        for i in 0..7 {
+            s.record(1, 0, b(i, i, i as i64));
+        }
+        assert_eq!(
+            s.check(1, 0, 0, 0),
+            SeqCheck::Reject(Error::OutOfOrderSequence(String::new()))
+        );
+        assert_eq!(
+            s.check(1, 0, 6, 6),
+            SeqCheck::Duplicate { base: 6, last: 6 }
+        );
+        s.truncate_from(5);
+        assert_eq!(s.check(1, 0, 5, 5), SeqCheck::Append);
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        assert_eq!(last_seq(i32::MAX, 2), 0);
+        let mut s = ProducerStates::default();
+        s.record(1, 0, b(i32::MAX - 1, i32::MAX, 0));
+        assert_eq!(s.check(1, 0, 0, 3), SeqCheck::Append);
+    }
+}
