@@ -19,7 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Default)]
-struct Acks(Arc<Mutex<Vec<(i32, i64, Vec<u8>)>>>);
+struct Acks(Arc<Mutex<Vec<Acked>>>);
+
+/// (partition, offset, payload) of an acknowledged record.
+type Acked = (i32, i64, Vec<u8>);
 
 impl ClientContext for Acks {}
 impl ProducerContext for Acks {

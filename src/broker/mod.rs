@@ -58,7 +58,6 @@ impl Topic {
     }
 
     /// `max.message.bytes` of this topic, if set.
-
     pub fn max_message_bytes(&self) -> Option<usize> {
         self.configs
             .get("max.message.bytes")
@@ -325,7 +324,6 @@ impl Broker {
     }
 
     /// Validate a topic creation without doing it.
-
     pub fn check_create(
         &self,
         name: &str,

@@ -538,7 +538,7 @@ impl Group {
         let all_joined = self.members.values().all(|m| m.awaiting_join);
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| now >= d);
         let delayed = self.initial_delay_until.is_some_and(|d| now < d);
-        if !(all_joined && !delayed) && !deadline_passed {
+        if (!all_joined || delayed) && !deadline_passed {
             return fx;
         }
         let gone: Vec<String> = self
@@ -592,6 +592,7 @@ impl Group {
     }
 
     /// SyncGroup.
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &mut self,
         member_id: &str,

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 type Found = Vec<(String, i32, Option<CommittedOffset>)>;
+type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 async fn lookup(
     ctx: &RequestCtx,
@@ -33,8 +34,8 @@ async fn lookup(
     }
 }
 
-fn group_by_topic(found: Found) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
-    let mut out: Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> = Vec::new();
+fn group_by_topic(found: Found) -> ByTopic {
+    let mut out: ByTopic = Vec::new();
     for (t, p, c) in found {
         match out.iter_mut().find(|(n, _)| *n == t) {
             Some((_, v)) => v.push((p, c)),

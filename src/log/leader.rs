@@ -21,7 +21,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 const PRODUCER_STATE_SEGMENTS: usize = 3;
 
 /// How long merged inputs stay readable after the index stopped pointing at them.
-
 const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
 
 /// Per-partition numbers readable without a message (metadata, metrics).
