@@ -14,6 +14,7 @@ pub mod group;
 pub mod handlers;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod server;

@@ -59,9 +59,17 @@ pub async fn start_with_storage(settings: Settings, storage: Storage) -> Result<
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
 
-    let broker = Broker::start(settings, storage, handles.clone()).await?;
+    let metrics = crate::metrics::Metrics::new(&settings.metrics.prefix);
+    let storage = storage.with_metrics(metrics.clone());
+    let prefix = settings.metrics.prefix.clone();
+    let broker = Broker::start(settings, storage, handles.clone(), metrics.clone()).await?;
     broker.set_bound_port(kafka_addr.port());
-    let registry = prometheus::Registry::new();
+    let registry = metrics.registry.clone();
+    registry
+        .register(Box::new(crate::metrics::BrokerCollector::new(
+            &broker, &prefix,
+        )))
+        .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
     let http = crate::http::start(broker.clone(), http_listener, registry)
         .map_err(|e| Error::Internal(format!("HTTP server: {e}")))?;
     let http_handle = http.handle();

@@ -12,7 +12,7 @@ use crate::group::GroupManager;
 use crate::log::leader::{LeaderEnv, PartitionLeader, PartitionStats, Retention, Stop};
 use crate::log::TopicPartition;
 use crate::storage::cache::SegmentCache;
-use crate::storage::writer::{SegmentMeta, SegmentWriter, WriterCmd, WriterConfig, WriterStats};
+use crate::storage::writer::{SegmentMeta, SegmentWriter, WriterCmd, WriterConfig};
 use crate::storage::{parse_segment_path, partition_prefix, topic_meta_path, Storage};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -71,7 +71,7 @@ pub struct Broker {
     pub storage: Storage,
     pub cluster_id: String,
     pub cache: Arc<SegmentCache>,
-    pub writer_stats: Arc<WriterStats>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     advertised_port: AtomicU16,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin: tokio::sync::Mutex<()>,
@@ -84,8 +84,6 @@ pub struct Broker {
     pub groups: GroupManager,
     /// SASL users and mechanisms.
     pub users: Arc<crate::auth::Users>,
-    /// Failed SASL authentications (metrics).
-    pub sasl_failures: std::sync::atomic::AtomicU64,
     producer_ids: tokio::sync::Mutex<producer_ids::ProducerIds>,
 }
 
@@ -96,8 +94,8 @@ impl Broker {
         settings: Settings,
         storage: Storage,
         arbiters: Vec<ArbiterHandle>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Broker>> {
-        let writer_stats = Arc::new(WriterStats::default());
         let (writer, writer_tx) = SegmentWriter::start_writer(
             storage.clone(),
             WriterConfig {
@@ -106,7 +104,7 @@ impl Broker {
                 flush_interval: Duration::from_millis(settings.batching.flush_interval_ms),
                 zstd_level: settings.performance.compression_level,
             },
-            writer_stats.clone(),
+            metrics.clone(),
         );
         let cache = Arc::new(SegmentCache::new(settings.storage.segment_cache_bytes));
         let env = LeaderEnv {
@@ -144,7 +142,7 @@ impl Broker {
             storage,
             cluster_id,
             cache,
-            writer_stats,
+            metrics,
             topics: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
             env,
@@ -155,7 +153,6 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             groups,
             users,
-            sasl_failures: std::sync::atomic::AtomicU64::new(0),
             producer_ids: tokio::sync::Mutex::new(pids),
         });
         broker.recover().await?;

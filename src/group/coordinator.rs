@@ -38,10 +38,16 @@ pub struct GroupCoordinator {
     syncs: HashMap<String, oneshot::Sender<SyncResult>>,
     commit_queue: VecDeque<CommitJob>,
     writing: bool,
+    published: super::SharedStats,
 }
 
 impl GroupCoordinator {
-    pub fn new(doc: GroupDoc, limits: GroupLimits, storage: Storage) -> GroupCoordinator {
+    pub fn new(
+        doc: GroupDoc,
+        limits: GroupLimits,
+        storage: Storage,
+        published: super::SharedStats,
+    ) -> GroupCoordinator {
         GroupCoordinator {
             group: Group::new(&doc.group, limits),
             offsets: doc.offsets,
@@ -50,10 +56,28 @@ impl GroupCoordinator {
             syncs: HashMap::new(),
             commit_queue: VecDeque::new(),
             writing: false,
+            published,
+        }
+    }
+
+    /// Publish what metrics read (state, members, committed offsets).
+    fn publish(&self) {
+        let committed = self
+            .offsets
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, c)| ((t.clone(), *p), c.offset)))
+            .collect();
+        if let Ok(mut s) = self.published.write() {
+            *s = super::GroupStats {
+                phase: self.group.phase.name(),
+                members: self.group.members.len(),
+                committed,
+            };
         }
     }
 
     fn deliver(&mut self, fx: Effects) {
+        self.publish();
         for (id, r) in fx.joins {
             if let Some(tx) = self.joins.remove(&id) {
                 let _ = tx.send(r);
@@ -96,6 +120,7 @@ impl GroupCoordinator {
             let code = match res {
                 Ok(()) => {
                     act.offsets = next;
+                    act.publish();
                     code::NONE
                 }
                 Err(e) => {
@@ -117,6 +142,7 @@ impl Actor for GroupCoordinator {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        self.publish();
         ctx.run_interval(TICK, |act, _| {
             if act.group.members.is_empty() {
                 return;

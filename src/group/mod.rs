@@ -55,11 +55,22 @@ pub fn group_doc_path(group: &str) -> String {
     format!("meta/groups/{enc}.json")
 }
 
+/// What metrics need of a group, published by its coordinator after every change.
+#[derive(Debug, Clone, Default)]
+pub struct GroupStats {
+    pub phase: &'static str,
+    pub members: usize,
+    pub committed: Vec<((String, i32), i64)>,
+}
+
+pub type SharedStats = std::sync::Arc<std::sync::RwLock<GroupStats>>;
+
 /// All group coordinators of this broker.
 pub struct GroupManager {
     storage: Storage,
     limits: GroupLimits,
     groups: Mutex<HashMap<String, Addr<GroupCoordinator>>>,
+    stats: Mutex<HashMap<String, SharedStats>>,
     arbiters: Vec<ArbiterHandle>,
     next: AtomicUsize,
 }
@@ -74,13 +85,19 @@ impl GroupManager {
             storage,
             limits,
             groups: Mutex::new(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
             arbiters,
             next: AtomicUsize::new(0),
         }
     }
 
     fn spawn(&self, doc: GroupDoc) -> Addr<GroupCoordinator> {
-        let c = GroupCoordinator::new(doc, self.limits, self.storage.clone());
+        let shared: SharedStats = Default::default();
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(doc.group.clone(), shared.clone());
+        let c = GroupCoordinator::new(doc, self.limits, self.storage.clone(), shared);
         if self.arbiters.is_empty() {
             c.start()
         } else {
@@ -126,6 +143,18 @@ impl GroupManager {
     pub fn remove(&self, group: &str) {
         let mut g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         g.remove(group);
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(group);
+    }
+
+    /// Published state of every group (metrics).
+    pub fn stats(&self) -> Vec<(String, GroupStats)> {
+        let s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter()
+            .map(|(k, v)| (k.clone(), v.read().map(|g| g.clone()).unwrap_or_default()))
+            .collect()
     }
 
     /// A topic was deleted: every group drops its offsets.

@@ -152,6 +152,22 @@ async fn read_all(
         match read_partition(broker, part, t.offset, limit.max(1)).await {
             Ok((bytes, hw_now, start)) => {
                 budget = budget.saturating_sub(bytes.len());
+                if !bytes.is_empty() {
+                    let records: u64 = crate::protocol::records::split_batches(&bytes)
+                        .iter()
+                        .map(|(h, _)| h.record_count.max(0) as u64)
+                        .sum();
+                    broker
+                        .metrics
+                        .bytes_out
+                        .with_label_values(&[topic.name.as_str()])
+                        .inc_by(bytes.len() as u64);
+                    broker
+                        .metrics
+                        .records_out
+                        .with_label_values(&[topic.name.as_str()])
+                        .inc_by(records);
+                }
                 pd.high_watermark = hw_now.max(hw);
                 pd.last_stable_offset = pd.high_watermark;
                 pd.log_start_offset = start;

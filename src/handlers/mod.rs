@@ -147,6 +147,9 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) ->
         "request {api_key:?} v{version} correlation {correlation_id} from {:?}",
         header.client_id
     );
+    let started = std::time::Instant::now();
+    let metrics = broker.metrics.clone();
+    let api = format!("{api_key:?}");
     let ctx = RequestCtx {
         broker,
         header,
@@ -154,12 +157,25 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) ->
         peer,
     };
     let fut = std::panic::AssertUnwindSafe(handle(&ctx, request)).catch_unwind();
-    let response = match fut.await {
+    let result = fut.await;
+    let v = version.to_string();
+    metrics
+        .requests
+        .with_label_values(&[api.as_str(), v.as_str()])
+        .inc();
+    metrics
+        .request_seconds
+        .with_label_values(&[api.as_str(), v.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    let response = match result {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return Outcome::NoResponse,
         Ok(Err(e)) => return Outcome::Close(e),
         Err(_) => return Outcome::Close(format!("internal error handling {api_key:?}")),
     };
+    for code in response_errors(&response) {
+        metrics.error(&api, code);
+    }
     match encode_response(api_key, version, correlation_id, &response) {
         Ok(b) => Outcome::Respond(b),
         Err(e) => Outcome::Close(format!(
@@ -205,6 +221,60 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
 
         other => return Err(format!("no handler for {other:?}")),
     }))
+}
+
+/// The error codes a response carries (top level and per partition/topic/member), for metrics.
+pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
+    use ResponseKind as R;
+    match r {
+        R::Produce(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
+            .collect(),
+        R::Fetch(r) => std::iter::once(r.error_code)
+            .chain(
+                r.responses
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            )
+            .collect(),
+        R::ListOffsets(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        R::Metadata(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        R::CreateTopics(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        R::DeleteTopics(r) => r.responses.iter().map(|t| t.error_code).collect(),
+        R::CreatePartitions(r) => r.results.iter().map(|t| t.error_code).collect(),
+        R::OffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        R::OffsetFetch(r) => std::iter::once(r.error_code)
+            .chain(r.groups.iter().map(|g| g.error_code))
+            .collect(),
+        R::JoinGroup(r) => vec![r.error_code],
+        R::SyncGroup(r) => vec![r.error_code],
+        R::Heartbeat(r) => vec![r.error_code],
+        R::LeaveGroup(r) => std::iter::once(r.error_code)
+            .chain(r.members.iter().map(|m| m.error_code))
+            .collect(),
+        R::FindCoordinator(r) => std::iter::once(r.error_code)
+            .chain(r.coordinators.iter().map(|c| c.error_code))
+            .collect(),
+        R::DescribeGroups(r) => r.groups.iter().map(|g| g.error_code).collect(),
+        R::ListGroups(r) => vec![r.error_code],
+        R::DeleteGroups(r) => r.results.iter().map(|g| g.error_code).collect(),
+        R::OffsetDelete(r) => vec![r.error_code],
+        R::InitProducerId(r) => vec![r.error_code],
+        R::SaslHandshake(r) => vec![r.error_code],
+        R::SaslAuthenticate(r) => vec![r.error_code],
+        R::ApiVersions(r) => vec![r.error_code],
+        _ => Vec::new(),
+    }
 }
 
 /// Encode a response frame: length, response header (at the API's header version), body.

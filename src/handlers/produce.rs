@@ -76,15 +76,35 @@ pub async fn handle(ctx: &RequestCtx, req: ProduceRequest) -> Option<ProduceResp
                             .map_err(|e| Error::Internal(e.to_string()))??;
                         }
                     }
+                    let (len, count) = (
+                        batch.bytes.len() as u64,
+                        batch.header.record_count.max(0) as u64,
+                    );
                     let send = part.addr.send(Append {
                         batch,
                         wait_durable: acks != 0,
                     });
-                    match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send).await {
-                        Err(_) => Err(Error::Timeout),
-                        Ok(Err(_mailbox)) => Err(Error::NotLeader),
-                        Ok(Ok(r)) => r,
+                    let res =
+                        match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send)
+                            .await
+                        {
+                            Err(_) => Err(Error::Timeout),
+                            Ok(Err(_mailbox)) => Err(Error::NotLeader),
+                            Ok(Ok(r)) => r,
+                        };
+                    if res.is_ok() {
+                        broker
+                            .metrics
+                            .bytes_in
+                            .with_label_values(&[topic.name.as_str()])
+                            .inc_by(len);
+                        broker
+                            .metrics
+                            .records_in
+                            .with_label_values(&[topic.name.as_str()])
+                            .inc_by(count);
                     }
+                    res
                 }
                 .await;
                 (idx, res)

@@ -61,6 +61,7 @@ impl Connection {
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(in_flight);
         stats.open.fetch_add(1, Ordering::Relaxed);
+        broker.metrics.connections_open.inc();
         Connection::create(move |ctx| {
             ctx.add_stream(FramedRead::new(rd, FrameCodec::with_limits(limits.clone())));
             let addr = ctx.address();
@@ -82,6 +83,7 @@ impl Actor for Connection {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.broker.metrics.connections_open.dec();
         tracing::debug!("connection from {} closed", self.peer);
     }
 }
@@ -139,9 +141,7 @@ impl Connection {
     }
 
     fn auth_failed(&mut self, reason: &str, ctx: &mut Context<Self>) {
-        self.broker
-            .sasl_failures
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.broker.metrics.sasl_failures.inc();
         tracing::info!("SASL authentication from {} failed: {reason}", self.peer);
         self.respond_now(Outcome::Close("authentication failed".into()), ctx);
     }

@@ -49,6 +49,7 @@ pub async fn accept_loop(
             let _ = sock.set_recv_buffer_size(perf.socket_recv_buffer_bytes);
         }
         stats.accepted.fetch_add(1, Ordering::Relaxed);
+        broker.metrics.connections_accepted.inc();
         tracing::debug!("accepted connection from {peer}");
         let broker = broker.clone();
         let stats2 = stats.clone();

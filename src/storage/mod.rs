@@ -44,6 +44,7 @@ pub struct Storage {
     local_root: Option<std::path::PathBuf>,
     pub failpoints: Arc<FailPoints>,
     description: String,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Storage {
@@ -108,6 +109,19 @@ impl Storage {
             local_root,
             failpoints: Arc::new(FailPoints::default()),
             description,
+            metrics: None,
+        }
+    }
+
+    /// Count operations, bytes, latency and errors in these metrics.
+    pub fn with_metrics(mut self, m: Arc<crate::metrics::Metrics>) -> Storage {
+        self.metrics = Some(m);
+        self
+    }
+
+    fn observe(&self, op: &str, bytes: usize, started: std::time::Instant, ok: bool) {
+        if let Some(m) = &self.metrics {
+            m.store_op(op, bytes, started.elapsed().as_secs_f64(), ok);
         }
     }
 
@@ -127,6 +141,14 @@ impl Storage {
     }
 
     async fn put_mode(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
+        let started = std::time::Instant::now();
+        let len = data.len();
+        let res = self.put_inner(path, data, mode).await;
+        self.observe("put", len, started, res.is_ok());
+        res
+    }
+
+    async fn put_inner(&self, path: &str, data: Bytes, mode: PutMode) -> Result<()> {
         if self.failpoints.put.load(Ordering::Relaxed) {
             return Err(Error::Storage(format!("injected put failure at {path}")));
         }
@@ -156,6 +178,18 @@ impl Storage {
     }
 
     pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let started = std::time::Instant::now();
+        let res = self.get_inner(path).await;
+        self.observe(
+            "get",
+            res.as_ref().map_or(0, |b| b.len()),
+            started,
+            res.is_ok(),
+        );
+        res
+    }
+
+    async fn get_inner(&self, path: &str) -> Result<Bytes> {
         if self.failpoints.get.load(Ordering::Relaxed) {
             return Err(Error::Storage(format!("injected get failure at {path}")));
         }
@@ -176,17 +210,23 @@ impl Storage {
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
-        match self.store.delete(&Path::from(path)).await {
+        let started = std::time::Instant::now();
+        let res = match self.store.delete(&Path::from(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.observe("delete", 0, started, res.is_ok());
+        res
     }
 
     /// List every object under `prefix` (start-up and administrative paths only, never per
     /// request).
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
         let p = Path::from(prefix);
-        let items: Vec<_> = self.store.list(Some(&p)).try_collect().await?;
+        let started = std::time::Instant::now();
+        let items: std::result::Result<Vec<_>, _> = self.store.list(Some(&p)).try_collect().await;
+        self.observe("list", 0, started, items.is_ok());
+        let items = items?;
         Ok(items
             .into_iter()
             .map(|m| Listed {

@@ -13,6 +13,7 @@ use super::segment::encode_segment;
 use super::{segment_path, Storage};
 use crate::error::Error;
 use crate::log::TopicPartition;
+use crate::metrics::Metrics;
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -90,22 +91,13 @@ struct PartitionBuffer {
     failed: bool,
 }
 
-/// Counters the metrics endpoint reads.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    pub flushes: std::sync::atomic::AtomicU64,
-    pub flush_failures: std::sync::atomic::AtomicU64,
-    pub flushed_bytes: std::sync::atomic::AtomicU64,
-    pub flushed_records: std::sync::atomic::AtomicU64,
-}
-
 pub struct SegmentWriter {
     storage: Storage,
     cfg: WriterConfig,
     parts: HashMap<TopicPartition, PartitionBuffer>,
     rx: Option<mpsc::Receiver<WriterCmd>>,
     drain_waiters: Vec<oneshot::Sender<()>>,
-    stats: std::sync::Arc<WriterStats>,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl SegmentWriter {
@@ -113,7 +105,7 @@ impl SegmentWriter {
     pub fn start_writer(
         storage: Storage,
         cfg: WriterConfig,
-        stats: std::sync::Arc<WriterStats>,
+        metrics: std::sync::Arc<Metrics>,
     ) -> (Addr<SegmentWriter>, mpsc::Sender<WriterCmd>) {
         let (tx, rx) = mpsc::channel(WRITER_CHANNEL_CAPACITY);
         let addr = SegmentWriter {
@@ -122,7 +114,7 @@ impl SegmentWriter {
             parts: HashMap::new(),
             rx: Some(rx),
             drain_waiters: Vec::new(),
-            stats,
+            metrics,
         }
         .start();
         (addr, tx)
@@ -226,6 +218,7 @@ impl SegmentWriter {
         let storage = self.storage.clone();
         let level = self.cfg.zstd_level;
         let path = segment_path(&tp.topic, tp.partition, first, last);
+        let started = Instant::now();
         let fut = async move {
             let enc = tokio::task::spawn_blocking(move || encode_segment(&batches, level))
                 .await
@@ -260,18 +253,20 @@ impl SegmentWriter {
             ))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            use std::sync::atomic::Ordering::Relaxed;
+            act.metrics
+                .flush_seconds
+                .observe(started.elapsed().as_secs_f64());
             match res {
                 Ok((meta, records)) => {
-                    act.stats.flushes.fetch_add(1, Relaxed);
-                    act.stats.flushed_bytes.fetch_add(meta.size, Relaxed);
-                    act.stats.flushed_records.fetch_add(records, Relaxed);
+                    act.metrics.flushes.inc();
+                    act.metrics.flush_bytes.inc_by(meta.size);
+                    act.metrics.flush_records.inc_by(records);
                     // The leader's mailbox is unbounded for these events; if the leader is gone
                     // (partition deleted) its waiters were already failed.
                     leader.do_send(WriterEvent::Durable(meta));
                 }
                 Err(e) => {
-                    act.stats.flush_failures.fetch_add(1, Relaxed);
+                    act.metrics.flush_failures.inc();
                     tracing::warn!("{tp}: segment write {first}-{last} failed: {e}");
                     if let Some(p) = act.parts.get_mut(&tp) {
                         p.failed = true;
