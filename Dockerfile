@@ -5,11 +5,13 @@ ARG RUNTIME_IMAGE=heraclitus-runtime-base:bookworm
 
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
+# Crates are vendored into the build context by .ci/docker-test.sh (`cargo vendor`), so the
+# build needs no network.
 COPY Cargo.toml Cargo.lock ./
-COPY src ./src
 COPY vendor ./vendor
 COPY .cargo ./.cargo
-RUN cargo build --release --offline --bin heraclitus
+COPY src ./src
+RUN CARGO_PROFILE_RELEASE_DEBUG=0 cargo build --release --offline --locked --bin heraclitus
 
 FROM ${RUNTIME_IMAGE}
 RUN groupadd --system heraclitus && useradd --system --gid heraclitus --home /var/lib/heraclitus heraclitus \

@@ -374,6 +374,15 @@ mod tests {
         assert_eq!(s.http_port, 9093);
     }
 
+    /// The documented heraclitus.yaml must load and state exactly the built-in defaults.
+    #[test]
+    fn shipped_yaml_documents_the_defaults() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/heraclitus.yaml"));
+        let s = Settings::load(Some(path)).unwrap();
+        let d = Settings::default();
+        assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
     #[test]
     fn unknown_key_is_rejected_with_its_name() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
