@@ -40,17 +40,23 @@ mkdir -p "$RESULTS"
 run_one() {
   local test=$1 flags=$2 name log start rc secs
   name="$test${flags:+ $flags}"
-  log="$LOGS/$test${flags//[^A-Za-z]/}.log"
+  log="$LOGS/$test${flags//[^A-Za-z_]/}.log"
   start=$(date +%s)
-  (cd "$RDK" && TESTS=$test timeout 900 ./test-runner -E -L $flags) > "$log" 2>&1
+  # Tokens of the form NAME=value (e.g. SUBTESTS=do_test_DescribeConfigs) are environment
+  # variables for the runner; the others are test-runner flags.
+  local envs=() args=() tok
+  for tok in $flags; do
+    if [[ "$tok" == *=* ]]; then envs+=("$tok"); else args+=("$tok"); fi
+  done
+  (cd "$RDK" && env TESTS="$test" "${envs[@]}" timeout 900 ./test-runner -E -L "${args[@]}") > "$log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   if [ $rc -eq 0 ]; then
-    echo "PASS librdkafka $name (${secs}s)" | tee "$RESULTS/$test${flags//[^A-Za-z]/}.pass"
+    echo "PASS librdkafka $name (${secs}s)" | tee "$RESULTS/$test${flags//[^A-Za-z_]/}.pass"
   else
     { echo "FAIL librdkafka $name (${secs}s, rc=$rc)"
       grep -aE "### Test|Test assertion|failed at" "$log" | head -4 | sed 's/^/    /'
-    } | tee "$RESULTS/$test${flags//[^A-Za-z]/}.fail"
+    } | tee "$RESULTS/$test${flags//[^A-Za-z_]/}.fail"
   fi
 }
 pids=()

@@ -8,7 +8,15 @@ CTX=$(mktemp -d /var/tmp/heraclitus-docker-ctx.XXXXXX)
 trap 'rm -rf "$CTX"' EXIT
 cp -r Cargo.toml Cargo.lock src heraclitus.yaml Dockerfile "$CTX/"
 mkdir -p "$CTX/.cargo"
-cargo vendor --locked --quiet "$CTX/vendor" > "$CTX/.cargo/config.toml"
+cargo vendor --locked --quiet "$CTX/vendor" > /dev/null
+# Inside the image the vendored crates sit beside .cargo (relative to /src).
+cat > "$CTX/.cargo/config.toml" <<'TOML'
+[source.crates-io]
+replace-with = "vendored-sources"
+
+[source.vendored-sources]
+directory = "vendor"
+TOML
 docker build -q -t heraclitus:ci "$CTX" > /dev/null
 echo "image built: $(docker image ls --format '{{.Size}}' heraclitus:ci)"
 

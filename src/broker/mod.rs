@@ -35,6 +35,7 @@ pub struct Partition {
 pub struct Topic {
     pub name: String,
     pub created_ms: i64,
+    pub log_start: BTreeMap<i32, i64>,
     pub id: [u8; 16],
     pub partitions: Vec<Partition>,
     pub configs: BTreeMap<String, String>,
@@ -228,11 +229,13 @@ impl Broker {
         let mut partitions = Vec::with_capacity(meta.partitions as usize);
         for p in 0..meta.partitions {
             let segs = segments.remove(&p).unwrap_or_default();
-            partitions.push(self.spawn_partition(&meta.name, p, segs, &retention));
+            let start = meta.log_start.get(&p).copied();
+            partitions.push(self.spawn_partition(&meta.name, p, segs, start, &retention));
         }
         Ok(Arc::new(Topic {
             name: meta.name.clone(),
             created_ms: meta.created_ms,
+            log_start: meta.log_start.clone(),
             id,
             partitions,
             configs: meta.configs.clone(),
@@ -245,11 +248,12 @@ impl Broker {
         topic: &str,
         p: i32,
         segments: Vec<SegmentMeta>,
+        log_start: Option<i64>,
         retention: &Arc<RwLock<Retention>>,
     ) -> Partition {
         let tp = TopicPartition::new(topic, p);
         let (leader, hw, stats) =
-            PartitionLeader::new(tp, segments, self.env.clone(), retention.clone());
+            PartitionLeader::new(tp, segments, log_start, self.env.clone(), retention.clone());
         let addr = if self.arbiters.is_empty() {
             leader.start()
         } else {
@@ -270,7 +274,91 @@ impl Broker {
             partitions,
             configs,
             created_ms: topic.created_ms,
+            log_start: topic.log_start.clone(),
         }
+    }
+
+    fn replace_topic(
+        &self,
+        old: &Topic,
+        configs: BTreeMap<String, String>,
+        log_start: BTreeMap<i32, i64>,
+    ) -> Arc<Topic> {
+        let t = Arc::new(Topic {
+            name: old.name.clone(),
+            created_ms: old.created_ms,
+            log_start,
+            id: old.id,
+            partitions: old.partitions.clone(),
+            configs,
+            retention: old.retention.clone(),
+        });
+        if let Ok(mut m) = self.topics.write() {
+            m.insert(old.name.clone(), t.clone());
+        }
+        t
+    }
+
+    /// Replace a topic's dynamic configs (AlterConfigs / IncrementalAlterConfigs): validated,
+    /// persisted, then applied (retention at once, compression and size limits on next produce).
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        for (k, v) in &configs {
+            validate_config(k, v)?;
+        }
+        if validate_only {
+            return self
+                .topic(name)
+                .map(|_| ())
+                .ok_or(Error::UnknownTopicOrPartition);
+        }
+        let _g = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        let mut meta = Self::meta_of(&topic, topic.partitions.len() as i32, configs.clone());
+        meta.log_start = topic.log_start.clone();
+        let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+        self.storage
+            .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
+            .await?;
+        let r = self.retention_of(&configs);
+        if let Ok(mut w) = topic.retention.write() {
+            *w = r;
+        }
+        self.replace_topic(&topic, configs, topic.log_start.clone());
+        Ok(())
+    }
+
+    /// DeleteRecords on one partition; the new log start offset is persisted in the topic's
+    /// metadata before it is reported.
+    pub async fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64> {
+        let _g = self.admin.lock().await;
+        let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+        let part = topic
+            .partition(partition)
+            .ok_or(Error::UnknownTopicOrPartition)?;
+        let low = part
+            .addr
+            .send(crate::log::leader::DeleteRecords(offset))
+            .await
+            .map_err(|_| Error::NotLeader)??;
+        let mut starts = topic.log_start.clone();
+        if starts.get(&partition) != Some(&low) {
+            starts.insert(partition, low);
+            let mut meta =
+                Self::meta_of(&topic, topic.partitions.len() as i32, topic.configs.clone());
+            meta.log_start = starts.clone();
+            let doc =
+                serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+            self.storage
+                .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
+                .await?;
+            self.replace_topic(&topic, topic.configs.clone(), starts);
+        }
+        Ok(low)
     }
 
     /// Grow a topic to `count` partitions (CreatePartitions); shrinking is refused.
@@ -296,18 +384,20 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let meta = Self::meta_of(&topic, count, topic.configs.clone());
+        let mut meta = Self::meta_of(&topic, count, topic.configs.clone());
+        meta.log_start = topic.log_start.clone();
         let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage
             .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
             .await?;
         let mut partitions = topic.partitions.clone();
         for p in current..count {
-            partitions.push(self.spawn_partition(name, p, Vec::new(), &topic.retention));
+            partitions.push(self.spawn_partition(name, p, Vec::new(), None, &topic.retention));
         }
         let grown = Arc::new(Topic {
             name: topic.name.clone(),
             created_ms: topic.created_ms,
+            log_start: topic.log_start.clone(),
             id: topic.id,
             partitions,
             configs: topic.configs.clone(),
@@ -360,6 +450,7 @@ impl Broker {
             partitions,
             configs,
             created_ms: crate::storage::writer::now_ms(),
+            log_start: BTreeMap::new(),
         };
         let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage

@@ -22,6 +22,9 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
     #[serde(default)]
     pub created_ms: i64,
+    /// Log start offsets moved by DeleteRecords, per partition.
+    #[serde(default)]
+    pub log_start: BTreeMap<i32, i64>,
 }
 
 /// Kafka's topic name rules: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -81,8 +84,50 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Kafka topic configs that clients and tools set routinely but that have no effect on this
+/// broker's storage (replication, local index files, compaction timing, tiered storage). They are
+/// validated by type, stored and described — so tools work — and documented as inert.
+pub const INERT_TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("delete.retention.ms", "long"),
+    ("file.delete.delay.ms", "long"),
+    ("flush.messages", "long"),
+    ("flush.ms", "long"),
+    ("index.interval.bytes", "int"),
+    ("segment.index.bytes", "int"),
+    ("segment.jitter.ms", "long"),
+    ("preallocate", "bool"),
+    ("min.cleanable.dirty.ratio", "double"),
+    ("min.compaction.lag.ms", "long"),
+    ("max.compaction.lag.ms", "long"),
+    ("unclean.leader.election.enable", "bool"),
+    ("message.downconversion.enable", "bool"),
+    ("message.timestamp.difference.max.ms", "long"),
+    ("message.timestamp.before.max.ms", "long"),
+    ("message.timestamp.after.max.ms", "long"),
+    ("leader.replication.throttled.replicas", "string"),
+    ("follower.replication.throttled.replicas", "string"),
+    ("local.retention.ms", "long"),
+    ("local.retention.bytes", "long"),
+    ("remote.storage.enable", "bool"),
+];
+
 /// Validate one topic config entry.
 pub fn validate_config(key: &str, value: &str) -> Result<()> {
+    if let Some((_, t)) = INERT_TOPIC_CONFIGS.iter().find(|(k, _)| *k == key) {
+        let ok = match *t {
+            "long" | "int" => value.trim().parse::<i64>().is_ok(),
+            "bool" => matches!(value.trim(), "true" | "false"),
+            "double" => value.trim().parse::<f64>().is_ok(),
+            _ => true,
+        };
+        return if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidConfig(format!(
+                "invalid value '{value}' for {key}: expected a {t}"
+            )))
+        };
+    }
     let long = |min: i64| -> Result<()> {
         match value.trim().parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
@@ -169,4 +214,277 @@ mod tests {
         assert_eq!(base64url_id(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
         assert_eq!(base64url_id(&[255u8; 16]).len(), 22);
     }
+}
+
+/// Config sources as DescribeConfigs reports them.
+pub mod source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// Config value types (DescribeConfigs v3+).
+pub mod ctype {
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const LONG: i8 = 5;
+    pub const LIST: i8 = 7;
+}
+
+/// One described config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: i8,
+    pub read_only: bool,
+    pub config_type: i8,
+    pub doc: &'static str,
+    /// The broker-level value this one overrides, if any (a synonym).
+    pub default: Option<(String, String, i8)>,
+}
+
+/// The broker default of each topic config, and its broker-level name.
+pub fn topic_defaults(
+    s: &crate::config::Settings,
+) -> Vec<(&'static str, String, &'static str, i8)> {
+    vec![
+        (
+            "retention.ms",
+            s.retention.ms.to_string(),
+            "log.retention.ms",
+            ctype::LONG,
+        ),
+        (
+            "retention.bytes",
+            s.retention.bytes.to_string(),
+            "log.retention.bytes",
+            ctype::LONG,
+        ),
+        (
+            "cleanup.policy",
+            "delete".into(),
+            "log.cleanup.policy",
+            ctype::LIST,
+        ),
+        (
+            "compression.type",
+            "producer".into(),
+            "compression.type",
+            ctype::STRING,
+        ),
+        (
+            "max.message.bytes",
+            s.max_message_bytes.to_string(),
+            "message.max.bytes",
+            ctype::INT,
+        ),
+        (
+            "segment.bytes",
+            s.storage.merge_target_bytes.to_string(),
+            "log.segment.bytes",
+            ctype::INT,
+        ),
+        ("segment.ms", "604800000".into(), "log.roll.ms", ctype::LONG),
+        (
+            "min.insync.replicas",
+            "1".into(),
+            "min.insync.replicas",
+            ctype::INT,
+        ),
+        (
+            "message.timestamp.type",
+            "CreateTime".into(),
+            "log.message.timestamp.type",
+            ctype::STRING,
+        ),
+    ]
+}
+
+fn doc_of(key: &str) -> &'static str {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, d)| *d)
+        .unwrap_or("")
+}
+
+/// Every config of a topic: its own values (dynamic) or the broker defaults.
+pub fn describe_topic(
+    s: &crate::config::Settings,
+    configs: &BTreeMap<String, String>,
+) -> Vec<ConfigEntry> {
+    let inert = configs.iter().filter_map(|(k, v)| {
+        INERT_TOPIC_CONFIGS
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(n, t)| ConfigEntry {
+                name: n.to_string(),
+                value: v.clone(),
+                source: source::DYNAMIC_TOPIC_CONFIG,
+                read_only: false,
+                config_type: match *t {
+                    "long" => ctype::LONG,
+                    "int" => ctype::INT,
+                    "bool" => ctype::BOOLEAN,
+                    _ => ctype::STRING,
+                },
+                doc: "Accepted for compatibility; no effect on this broker's Parquet storage.",
+                default: None,
+            })
+    });
+    let mut out: Vec<ConfigEntry> = topic_defaults(s)
+        .into_iter()
+        .map(|(k, default, broker_key, t)| {
+            let own = configs.get(k);
+            ConfigEntry {
+                name: k.to_string(),
+                value: own.cloned().unwrap_or_else(|| default.clone()),
+                source: if own.is_some() {
+                    source::DYNAMIC_TOPIC_CONFIG
+                } else {
+                    source::DEFAULT_CONFIG
+                },
+                read_only: false,
+                config_type: t,
+                doc: doc_of(k),
+                default: Some((
+                    broker_key.to_string(),
+                    default,
+                    source::STATIC_BROKER_CONFIG,
+                )),
+            }
+        })
+        .collect();
+    out.extend(inert);
+    out
+}
+
+/// The broker's configs (read-only: they come from heraclitus.yaml / env / flags).
+pub fn describe_broker(s: &crate::config::Settings) -> Vec<ConfigEntry> {
+    let e = |name: &str, value: String, t: i8, doc: &'static str| ConfigEntry {
+        name: name.to_string(),
+        value,
+        source: source::STATIC_BROKER_CONFIG,
+        read_only: true,
+        config_type: t,
+        doc,
+        default: None,
+    };
+    vec![
+        e("broker.id", s.node_id.to_string(), ctype::INT, "node_id"),
+        e(
+            "advertised.listeners",
+            format!("PLAINTEXT://{}:{}", s.advertised_host, s.advertised_port()),
+            ctype::STRING,
+            "advertised_host / advertised_port",
+        ),
+        e(
+            "auto.create.topics.enable",
+            s.auto_create_topics.to_string(),
+            ctype::BOOLEAN,
+            "auto_create_topics",
+        ),
+        e(
+            "num.partitions",
+            s.default_partitions.to_string(),
+            ctype::INT,
+            "default_partitions",
+        ),
+        e(
+            "default.replication.factor",
+            "1".into(),
+            ctype::INT,
+            "a single broker",
+        ),
+        e(
+            "message.max.bytes",
+            s.max_message_bytes.to_string(),
+            ctype::INT,
+            "max_message_bytes",
+        ),
+        e(
+            "socket.request.max.bytes",
+            s.max_request_bytes.to_string(),
+            ctype::INT,
+            "max_request_bytes",
+        ),
+        e(
+            "log.retention.ms",
+            s.retention.ms.to_string(),
+            ctype::LONG,
+            "retention.ms",
+        ),
+        e(
+            "log.retention.bytes",
+            s.retention.bytes.to_string(),
+            ctype::LONG,
+            "retention.bytes",
+        ),
+        e(
+            "log.retention.check.interval.ms",
+            s.retention.check_interval_ms.to_string(),
+            ctype::LONG,
+            "retention.check_interval_ms",
+        ),
+        e(
+            "log.cleanup.policy",
+            "delete".into(),
+            ctype::LIST,
+            "only delete",
+        ),
+        e(
+            "compression.type",
+            "producer".into(),
+            ctype::STRING,
+            "producer codec kept",
+        ),
+        e(
+            "log.segment.bytes",
+            s.storage.merge_target_bytes.to_string(),
+            ctype::INT,
+            "storage.merge_target_bytes",
+        ),
+        e(
+            "group.min.session.timeout.ms",
+            s.groups.min_session_timeout_ms.to_string(),
+            ctype::INT,
+            "groups.min_session_timeout_ms",
+        ),
+        e(
+            "group.max.session.timeout.ms",
+            s.groups.max_session_timeout_ms.to_string(),
+            ctype::INT,
+            "groups.max_session_timeout_ms",
+        ),
+        e(
+            "group.max.size",
+            s.groups.max_size.to_string(),
+            ctype::INT,
+            "groups.max_size",
+        ),
+        e(
+            "group.initial.rebalance.delay.ms",
+            s.groups.initial_rebalance_delay_ms.to_string(),
+            ctype::INT,
+            "groups.initial_rebalance_delay_ms",
+        ),
+        e(
+            "offset.metadata.max.bytes",
+            "4096".into(),
+            ctype::INT,
+            "committed metadata limit",
+        ),
+        e(
+            "sasl.enabled.mechanisms",
+            if s.auth.enabled {
+                s.auth.mechanisms.join(",")
+            } else {
+                String::new()
+            },
+            ctype::LIST,
+            "auth.mechanisms",
+        ),
+    ]
 }

@@ -556,7 +556,6 @@ impl Group {
         if self.members.is_empty() {
             self.phase = Phase::Empty;
             self.protocol_name = None;
-            self.protocol_type = None;
             self.leader = None;
             return fx;
         }
@@ -756,7 +755,6 @@ impl Group {
                     self.generation += 1;
                     self.leader = None;
                     self.protocol_name = None;
-                    self.protocol_type = None;
                 } else {
                     fx.merge(self.prepare_rebalance(now));
                 }

@@ -1,4 +1,5 @@
-//! ListGroups (v0–4): every group, with its state from v4 (and the v4 state filter).
+//! ListGroups (v0–5): every group, with its state from v4 (state filter) and its type from v5
+//! (always "classic": the KIP-848 consumer protocol is not served; type filter honoured).
 
 use super::RequestCtx;
 use crate::group::coordinator::Describe;
@@ -13,6 +14,14 @@ pub async fn handle(ctx: &RequestCtx, req: ListGroupsRequest) -> ListGroupsRespo
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    let types: Vec<String> = req
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+        return resp;
+    }
     for (name, c) in ctx.broker.groups.all() {
         let Ok(info) = c.send(Describe).await else {
             continue;
@@ -28,6 +37,9 @@ pub async fn handle(ctx: &RequestCtx, req: ListGroupsRequest) -> ListGroupsRespo
         g.protocol_type = StrBytes::from_string(info.protocol_type);
         if ctx.version >= 4 {
             g.group_state = StrBytes::from_static_str(info.phase.name());
+        }
+        if ctx.version >= 5 {
+            g.group_type = StrBytes::from_static_str("classic");
         }
         resp.groups.push(g);
     }

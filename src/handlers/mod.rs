@@ -6,15 +6,21 @@
 //! version gets error 35 and our ranges (KIP-511) on an open connection; an unknown API key,
 //! an unsupported version of another API, or a body that does not decode closes the connection.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -24,6 +30,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
@@ -62,7 +69,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::LeaveGroup, min: 0, max: 5 },
     ApiSpec { key: ApiKey::SyncGroup, min: 0, max: 5 },
     ApiSpec { key: ApiKey::DescribeGroups, min: 0, max: 5 },
-    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::ListGroups, min: 0, max: 5 },
     ApiSpec { key: ApiKey::ApiVersions, min: 0, max: 4 },
     ApiSpec { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiSpec { key: ApiKey::DeleteTopics, min: 1, max: 6 },
@@ -72,6 +79,13 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 4 },
     ApiSpec { key: ApiKey::SaslHandshake, min: 0, max: 1 },
     ApiSpec { key: ApiKey::SaslAuthenticate, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::AlterConfigs, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::IncrementalAlterConfigs, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::DeleteRecords, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
+    ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -216,6 +230,13 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
         // Connection actor answers them itself while one is).
         RequestKind::SaslHandshake(_) => R::SaslHandshake(sasl_handshake::not_expected()),
         RequestKind::SaslAuthenticate(_) => R::SaslAuthenticate(sasl_authenticate::not_expected()),
+        RequestKind::DescribeConfigs(r) => R::DescribeConfigs(describe_configs::handle(ctx, r)),
+        RequestKind::AlterConfigs(r) => R::AlterConfigs(alter_configs::handle(ctx, r).await),
+        RequestKind::IncrementalAlterConfigs(r) => R::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r).await),
+        RequestKind::DeleteRecords(r) => R::DeleteRecords(delete_records::handle(ctx, r).await),
+        RequestKind::DescribeCluster(r) => R::DescribeCluster(describe_cluster::handle(ctx, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => R::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
+        RequestKind::DescribeLogDirs(r) => R::DescribeLogDirs(describe_log_dirs::handle(ctx, r)),
 
 
 
@@ -273,6 +294,23 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
         R::SaslHandshake(r) => vec![r.error_code],
         R::SaslAuthenticate(r) => vec![r.error_code],
         R::ApiVersions(r) => vec![r.error_code],
+        R::DescribeConfigs(r) => r.results.iter().map(|x| x.error_code).collect(),
+        R::AlterConfigs(r) => r.responses.iter().map(|x| x.error_code).collect(),
+        R::IncrementalAlterConfigs(r) => r.responses.iter().map(|x| x.error_code).collect(),
+        R::DeleteRecords(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        R::DescribeCluster(r) => vec![r.error_code],
+        R::OffsetForLeaderEpoch(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        R::DescribeLogDirs(r) => std::iter::once(r.error_code)
+            .chain(r.results.iter().map(|x| x.error_code))
+            .collect(),
         _ => Vec::new(),
     }
 }

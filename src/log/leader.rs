@@ -28,6 +28,8 @@ const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
 pub struct PartitionStats {
     pub log_start: AtomicI64,
     pub high_watermark: AtomicI64,
+    /// Bytes of durable segments (DescribeLogDirs).
+    pub size_bytes: AtomicI64,
 }
 
 /// Retention settings of the partition's topic (updated when topic configs change).
@@ -66,16 +68,20 @@ impl PartitionLeader {
     pub fn new(
         tp: TopicPartition,
         segments: Vec<SegmentMeta>,
+        log_start: Option<i64>,
         env: LeaderEnv,
         retention: Arc<RwLock<Retention>>,
     ) -> (PartitionLeader, watch::Receiver<i64>, Arc<PartitionStats>) {
-        let log = PartitionLog::new(tp, segments);
+        let log = PartitionLog::with_log_start(tp, segments, log_start);
         let (hw_tx, hw_rx) = watch::channel(log.high_watermark());
         let stats = Arc::new(PartitionStats::default());
         stats.log_start.store(log.log_start(), Ordering::Relaxed);
         stats
             .high_watermark
             .store(log.high_watermark(), Ordering::Relaxed);
+        stats
+            .size_bytes
+            .store(log.size_bytes() as i64, Ordering::Relaxed);
         (
             PartitionLeader {
                 log,
@@ -97,6 +103,9 @@ impl PartitionLeader {
         self.stats
             .log_start
             .store(self.log.log_start(), Ordering::Relaxed);
+        self.stats
+            .size_bytes
+            .store(self.log.size_bytes() as i64, Ordering::Relaxed);
         self.hw_tx.send_replace(self.log.high_watermark());
     }
 
@@ -435,6 +444,37 @@ impl Handler<GetSnapshot> for PartitionLeader {
 
     fn handle(&mut self, _: GetSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.log.snapshot())
+    }
+}
+
+/// DeleteRecords: move the log start offset; returns the new low watermark.
+#[derive(Message)]
+#[rtype(result = "Result<i64>")]
+pub struct DeleteRecords(pub i64);
+
+impl Handler<DeleteRecords> for PartitionLeader {
+    type Result = Result<i64>;
+
+    fn handle(&mut self, m: DeleteRecords, _ctx: &mut Context<Self>) -> Self::Result {
+        let before = self.log.hot_bytes();
+        let removed = self.log.delete_records(m.0)?;
+        self.env
+            .hot_total
+            .fetch_sub(before - self.log.hot_bytes(), Ordering::Relaxed);
+        self.publish();
+        let storage = self.env.storage.clone();
+        let cache = self.env.cache.clone();
+        if !removed.is_empty() {
+            actix::spawn(async move {
+                for s in removed {
+                    cache.remove(&s.path);
+                    if let Err(e) = storage.delete(&s.path).await {
+                        tracing::warn!("DeleteRecords could not delete {}: {e}", s.path);
+                    }
+                }
+            });
+        }
+        Ok(self.log.log_start())
     }
 }
 

@@ -72,12 +72,22 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// A log whose durable content is `segments` (recovered at start-up; may be empty).
     pub fn new(tp: TopicPartition, segments: Vec<SegmentMeta>) -> PartitionLog {
+        Self::with_log_start(tp, segments, None)
+    }
+
+    /// A recovered log whose start offset was moved by DeleteRecords to `log_start`.
+    pub fn with_log_start(
+        tp: TopicPartition,
+        segments: Vec<SegmentMeta>,
+        log_start: Option<i64>,
+    ) -> PartitionLog {
         let mut map = BTreeMap::new();
         for s in segments {
             map.insert(s.base, s);
         }
         let next = map.values().next_back().map_or(0, |s| s.last + 1);
         let start = map.values().next().map_or(next, |s| s.base);
+        let start = log_start.map_or(start, |ls| ls.clamp(start, next));
         PartitionLog {
             tp,
             next_offset: next,
@@ -328,6 +338,48 @@ impl PartitionLog {
         }
         self.segments.insert(merged.base, merged);
         true
+    }
+
+    /// DeleteRecords: move the log start offset to `offset` (-1 = the high watermark); whole
+    /// segments below it are removed from the index and returned for deletion.
+    pub fn delete_records(&mut self, offset: i64) -> Result<Vec<SegmentMeta>> {
+        let offset = if offset == -1 {
+            self.high_watermark
+        } else {
+            offset
+        };
+        if offset < 0 || offset > self.high_watermark {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                start: self.log_start,
+                end: self.high_watermark,
+            });
+        }
+        if offset <= self.log_start {
+            return Ok(Vec::new());
+        }
+        self.log_start = offset;
+        let doomed: Vec<i64> = self
+            .segments
+            .values()
+            .filter(|s| s.last < offset)
+            .map(|s| s.base)
+            .collect();
+        let removed = doomed
+            .iter()
+            .filter_map(|b| self.segments.remove(b))
+            .collect();
+        while self.hot.front().is_some_and(|b| b.last < offset) {
+            if let Some(b) = self.hot.pop_front() {
+                self.hot_bytes -= b.bytes.len();
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Bytes of durable segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
     }
 
     pub fn snapshot(&self) -> Snapshot {

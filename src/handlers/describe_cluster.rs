@@ -1,0 +1,32 @@
+//! DescribeCluster (v0–1): cluster id, controller and the one broker.
+
+use super::RequestCtx;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+
+const BROKERS_ENDPOINT: i8 = 1;
+
+pub fn handle(ctx: &RequestCtx, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let b = &ctx.broker;
+    let mut resp = DescribeClusterResponse::default();
+    if ctx.version >= 1 && req.endpoint_type != BROKERS_ENDPOINT {
+        resp.error_code = 114; // UNSUPPORTED_ENDPOINT_TYPE
+        resp.error_message = Some(StrBytes::from_static_str(
+            "only the brokers endpoint is served",
+        ));
+        return resp;
+    }
+    if ctx.version >= 1 {
+        resp.endpoint_type = BROKERS_ENDPOINT;
+    }
+    resp.cluster_id = StrBytes::from_string(b.cluster_id.clone());
+    resp.controller_id = BrokerId(b.node_id());
+    let mut br = DescribeClusterBroker::default();
+    br.broker_id = BrokerId(b.node_id());
+    br.host = StrBytes::from_string(b.advertised_host().to_string());
+    br.port = b.advertised_port() as i32;
+    resp.brokers = vec![br];
+    resp.cluster_authorized_operations = i32::MIN;
+    resp
+}

@@ -1,0 +1,89 @@
+//! DescribeConfigs (v1–4): topic configs (own values or broker defaults, with sources and
+//! synonyms) and the broker's read-only configs, with documentation from v3.
+
+use super::RequestCtx;
+use crate::broker::topic::{describe_broker, describe_topic, ConfigEntry};
+use crate::error::code;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+pub const TOPIC: i8 = 2;
+pub const BROKER: i8 = 4;
+
+pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let b = &ctx.broker;
+    let mut resp = DescribeConfigsResponse::default();
+    for r in req.resources {
+        let mut out = DescribeConfigsResult::default();
+        out.resource_type = r.resource_type;
+        out.resource_name = r.resource_name.clone();
+        let entries: Result<Vec<ConfigEntry>, (i16, String)> = match r.resource_type {
+            TOPIC => b
+                .topic(r.resource_name.as_str())
+                .map(|t| describe_topic(&b.settings, &t.configs))
+                .ok_or((
+                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                    "unknown topic".to_string(),
+                )),
+            BROKER => {
+                let name = r.resource_name.as_str();
+                if name.is_empty() || name == b.node_id().to_string() {
+                    Ok(describe_broker(&b.settings))
+                } else {
+                    Err((code::INVALID_REQUEST, format!("unknown broker {name}")))
+                }
+            }
+            t => Err((
+                code::INVALID_REQUEST,
+                format!("unsupported resource type {t}"),
+            )),
+        };
+        match entries {
+            Err((c, m)) => {
+                out.error_code = c;
+                out.error_message = Some(StrBytes::from_string(m));
+            }
+            Ok(entries) => {
+                let wanted: Option<Vec<String>> = r
+                    .configuration_keys
+                    .map(|k| k.iter().map(|s| s.to_string()).collect());
+                for e in entries {
+                    if wanted.as_ref().is_some_and(|w| !w.contains(&e.name)) {
+                        continue;
+                    }
+                    let mut c = DescribeConfigsResourceResult::default();
+                    c.name = StrBytes::from_string(e.name.clone());
+                    c.value = Some(StrBytes::from_string(e.value.clone()));
+                    c.read_only = e.read_only;
+                    c.config_source = e.source;
+                    if req.include_synonyms {
+                        let mut own = DescribeConfigsSynonym::default();
+                        own.name = StrBytes::from_string(e.name.clone());
+                        own.value = Some(StrBytes::from_string(e.value.clone()));
+                        own.source = e.source;
+                        c.synonyms.push(own);
+                        if let Some((n, v, s)) = &e.default {
+                            let mut d = DescribeConfigsSynonym::default();
+                            d.name = StrBytes::from_string(n.clone());
+                            d.value = Some(StrBytes::from_string(v.clone()));
+                            d.source = *s;
+                            c.synonyms.push(d);
+                        }
+                    }
+                    if ctx.version >= 3 {
+                        c.config_type = e.config_type;
+                        if req.include_documentation {
+                            c.documentation = Some(StrBytes::from_string(e.doc.to_string()));
+                        }
+                    }
+                    out.configs.push(c);
+                }
+            }
+        }
+        resp.results.push(out);
+    }
+    resp
+}
