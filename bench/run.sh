@@ -15,8 +15,8 @@ cargo build --release --quiet --bin heraclitus
 BIN=$CARGO_TARGET_DIR/release/heraclitus
 .ci/build-librdkafka-tests.sh > /dev/null
 PERF=${LIBRDKAFKA_BUILD_DIR:-/var/tmp/heraclitus-librdkafka}/librdkafka/examples/rdkafka_performance
-N=${BENCH_MESSAGES:-100000}
-N_SMALL=${BENCH_SMALL_MESSAGES:-1000000}
+N=${BENCH_MESSAGES:-500000}
+N_SMALL=${BENCH_SMALL_MESSAGES:-5000000}
 PORT=${BENCH_PORT:-19292}
 WORK=$(mktemp -d /tmp/heraclitus-bench.XXXXXX)
 OUT=$WORK/results.txt
@@ -49,16 +49,18 @@ produce() { # name topic size count acks codec [extra]
   local log=$WORK/$name.log
   "$PERF" -P -t "$topic" -p 0 -b 127.0.0.1:$PORT -s "$size" -c "$count" -a "$acks" "${z[@]}" \
     -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 -l -u > "$log" 2>&1
-  local line; line=$(grep -E "messages produced" "$log" | tail -1)
-  local msgs mb; msgs=$(sed -E 's/.* ([0-9]+) msgs\/s.*/\1/' <<< "$line"); mb=$(sed -E 's/.* ([0-9.]+) MB\/s.*/\1/' <<< "$line")
+  # Last row of the -u table: | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | …
+  local msgs mb
+  read -r msgs mb < <(grep -E '^\| +[0-9]' "$log" | tail -1 | awk -F'|' '{gsub(/ /,""); print $7, $8}')
   printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
 }
 consume() { # name topic count
   local name=$1 topic=$2 count=$3 log=$WORK/$1.log
   "$PERF" -C -t "$topic" -p 0 -b 127.0.0.1:$PORT -o beginning -c "$count" -u \
     -X fetch.max.bytes=52428800 -X max.partition.fetch.bytes=10485760 > "$log" 2>&1
-  local line; line=$(grep -E "messages consumed" "$log" | tail -1)
-  local msgs mb; msgs=$(sed -E 's/.* ([0-9]+) msgs\/s.*/\1/' <<< "$line"); mb=$(sed -E 's/.* ([0-9.]+) MB\/s.*/\1/' <<< "$line")
+  # Last row of the -u table: | elapsed | msgs | bytes | rtt | m/s | MB/s | …
+  local msgs mb
+  read -r msgs mb < <(grep -E '^\| +[0-9]' "$log" | tail -1 | awk -F'|' '{gsub(/ /,""); print $6, $7}')
   printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
 }
 latency() { # name: 1,000 msg/s for 10 s, acks=all; prints p50/p99/max from -A file
