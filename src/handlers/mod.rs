@@ -17,6 +17,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_topic_partitions;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -86,6 +87,7 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::DescribeCluster, min: 0, max: 1 },
     ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
     ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
+    ApiSpec { key: ApiKey::DescribeTopicPartitions, min: 0, max: 0 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -237,6 +239,7 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
         RequestKind::DescribeCluster(r) => R::DescribeCluster(describe_cluster::handle(ctx, r)),
         RequestKind::OffsetForLeaderEpoch(r) => R::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
         RequestKind::DescribeLogDirs(r) => R::DescribeLogDirs(describe_log_dirs::handle(ctx, r)),
+        RequestKind::DescribeTopicPartitions(r) => R::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, r)),
 
 
 
@@ -303,6 +306,7 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
         R::DescribeCluster(r) => vec![r.error_code],
+        R::DescribeTopicPartitions(r) => r.topics.iter().map(|t| t.error_code).collect(),
         R::OffsetForLeaderEpoch(r) => r
             .topics
             .iter()

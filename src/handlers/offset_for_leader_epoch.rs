@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 
 /// The (only) leader epoch of every partition.
 pub const LEADER_EPOCH: i32 = 0;
-const FENCED_LEADER_EPOCH: i16 = 74;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 pub fn handle(ctx: &RequestCtx, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
@@ -31,9 +30,7 @@ pub fn handle(ctx: &RequestCtx, req: OffsetForLeaderEpochRequest) -> OffsetForLe
                 Some(_) if p.current_leader_epoch > LEADER_EPOCH => {
                     e.error_code = UNKNOWN_LEADER_EPOCH
                 }
-                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => {
-                    e.error_code = FENCED_LEADER_EPOCH
-                }
+                // An older current epoch (FENCED_LEADER_EPOCH) cannot exist: ours is the first.
                 Some(_) if p.leader_epoch < LEADER_EPOCH => {}
                 Some(part) => {
                     e.leader_epoch = LEADER_EPOCH;
