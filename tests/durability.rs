@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -170,22 +169,7 @@ fn kill_9_loses_no_acknowledged_record() {
 }
 
 fn produce(raw: &mut Raw, topic: &str, partition: i32, values: &[&[u8]]) -> (i16, i64) {
-    let mut pd = PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(batch(values));
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(StrBytes::from_string(topic.to_string()));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 10_000;
-    req.topic_data = vec![td];
-    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
-    else {
-        panic!()
-    };
-    let pr = &r.responses[0].partition_responses[0];
-    (pr.error_code, pr.base_offset)
+    raw.produce_batch(topic, partition, batch(values))
 }
 
 fn fetch(raw: &mut Raw, topic: &str, offset: i64) -> (i16, i64, i64, usize) {
@@ -213,39 +197,13 @@ fn fetch(raw: &mut Raw, topic: &str, offset: i64) -> (i16, i64, i64, usize) {
     )
 }
 
-fn create(raw: &mut Raw, topic: &str, configs: &[(&str, &str)]) {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_string()));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let ResponseKind::CreateTopics(r) =
-        raw.request(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
-    else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
-}
-
 /// While segment writes fail, producers get KAFKA_STORAGE_ERROR (retriable), never an ack, and
 /// nothing becomes visible; once storage is back, produce works and offsets stay dense.
 #[test]
 fn storage_failure_fails_produces_and_recovers() {
     let b = TestBroker::start(settings("memory://"));
     let mut raw = Raw::connect(b.kafka);
-    create(&mut raw, "fragile", &[]);
+    raw.create_topic("fragile", &[]);
     assert_eq!(produce(&mut raw, "fragile", 0, &[b"a", b"b"]), (0, 0));
     b.storage.failpoints.put.store(true, Ordering::SeqCst);
     for _ in 0..3 {
@@ -289,7 +247,7 @@ fn retention_and_merging() {
     let mut raw = Raw::connect(b.kafka);
     // Merging: 10 produces → 10 segments → merged.
     // The test batches carry 2023 timestamps: keep them regardless of age.
-    create(&mut raw, "merged", &[("retention.ms", "-1")]);
+    raw.create_topic("merged", &[("retention.ms", "-1")]);
     for i in 0..10u8 {
         let v = vec![i; 100];
         assert_eq!(produce(&mut raw, "merged", 0, &[&v, &v]).0, 0);
@@ -305,7 +263,7 @@ fn retention_and_merging() {
     assert_eq!((code, hw, start), (0, 20, 0));
     assert!(batches >= 1);
     // Retention: retention.bytes small enough to keep only the newest segments.
-    create(&mut raw, "retained", &[("retention.bytes", "1")]);
+    raw.create_topic("retained", &[("retention.bytes", "1")]);
     for i in 0..5u8 {
         assert_eq!(produce(&mut raw, "retained", 0, &[&[i; 10]]).0, 0);
     }

@@ -6,7 +6,6 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -14,22 +13,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::time::Duration;
 
 fn produce(raw: &mut Raw, topic: &str, records: Bytes) -> (i16, i64) {
-    let mut pd = PartitionProduceData::default();
-    pd.index = 0;
-    pd.records = Some(records);
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(StrBytes::from_string(topic.to_string()));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 10_000;
-    req.topic_data = vec![td];
-    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
-    else {
-        panic!()
-    };
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    raw.produce_batch(topic, 0, records)
 }
 
 fn fetch_all(raw: &mut Raw, topic: &str) -> (i64, Bytes) {
@@ -47,31 +31,6 @@ fn fetch_all(raw: &mut Raw, topic: &str) -> (i64, Bytes) {
     };
     let p = &r.responses[0].partitions[0];
     (p.high_watermark, p.records.clone().unwrap_or_default())
-}
-
-fn create(raw: &mut Raw, topic: &str, configs: &[(&str, &str)]) {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_string()));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    let ResponseKind::CreateTopics(r) =
-        raw.request(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
-    else {
-        panic!()
-    };
-    assert_eq!(r.topics[0].error_code, 0);
 }
 
 fn init_pid(raw: &mut Raw) -> (i64, i16) {
@@ -97,7 +56,7 @@ fn idempotent_producer_dedup_gaps_fencing_and_restart() {
     {
         let b = TestBroker::start(settings(&path));
         let mut raw = Raw::connect(b.kafka);
-        create(&mut raw, "idem", &[]);
+        raw.create_topic("idem", &[]);
         (pid, epoch) = init_pid(&mut raw);
         let first = batch_idempotent(&[b"a", b"b"], pid, epoch, 0);
         assert_eq!(produce(&mut raw, "idem", first.clone()), (0, 0));
@@ -196,7 +155,7 @@ fn rdkafka_idempotent_producer() {
 fn compression_bomb_is_refused() {
     let b = TestBroker::start(settings("memory://"));
     let mut raw = Raw::connect(b.kafka);
-    create(&mut raw, "bomb", &[]);
+    raw.create_topic("bomb", &[]);
     // One record whose value is 200 MiB of zeros, zstd-compressed to a few KiB.
     let plain = batch(&[b"x"]);
     let n: usize = 200 << 20;
@@ -250,7 +209,7 @@ fn compression_bomb_is_refused() {
 fn topic_compression_type_is_honoured() {
     let b = TestBroker::start(settings("memory://"));
     let mut raw = Raw::connect(b.kafka);
-    create(&mut raw, "zstd-topic", &[("compression.type", "zstd")]);
+    raw.create_topic("zstd-topic", &[("compression.type", "zstd")]);
     assert_eq!(
         produce(&mut raw, "zstd-topic", batch(&[b"one", b"two"])),
         (0, 0)

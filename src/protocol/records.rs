@@ -9,7 +9,7 @@
 //!  53 base_sequence i32 | 57 record_count i32 | 61 records…`
 
 use super::compression::{self, Codec};
-use super::varint::{put_varint, put_varlong, read_varint, read_varlong, varint_len};
+use super::varint::{put_varint, put_varlong, read_varint, read_varlong};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 
@@ -439,10 +439,6 @@ fn record_size_hint(r: &OwnedRecord) -> usize {
             .sum::<usize>()
 }
 
-fn opt_len(b: &Option<Bytes>) -> i32 {
-    b.as_ref().map_or(-1, |b| b.len() as i32)
-}
-
 fn encode_record(out: &mut Vec<u8>, r: &OwnedRecord, base_offset: i64, base_ts: i64) {
     let offset_delta = (r.offset - base_offset) as i32;
     let ts_delta = r.timestamp - base_ts;
@@ -458,7 +454,6 @@ fn encode_record(out: &mut Vec<u8>, r: &OwnedRecord, base_offset: i64, base_ts: 
         inner.extend_from_slice(k);
         put_opt(&mut inner, v);
     }
-    let _ = varint_len(opt_len(&r.key));
     put_varint(out, inner.len() as i32);
     out.extend_from_slice(&inner);
 }

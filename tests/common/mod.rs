@@ -5,7 +5,11 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use heraclitus::config::Settings;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -155,6 +159,57 @@ impl Raw {
         .expect("response header");
         assert_eq!(header.correlation_id, self.correlation);
         Some(ResponseKind::decode(key, &mut body, version).expect("response body"))
+    }
+}
+
+impl Raw {
+    /// CreateTopics v5 for one single-partition topic with configs; asserts success.
+    pub fn create_topic(&mut self, topic: &str, configs: &[(&str, &str)]) {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableTopic, CreatableTopicConfig,
+        };
+        let mut t = CreatableTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.num_partitions = 1;
+        t.replication_factor = 1;
+        t.configs = configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = CreatableTopicConfig::default();
+                c.name = StrBytes::from_string(k.to_string());
+                c.value = Some(StrBytes::from_string(v.to_string()));
+                c
+            })
+            .collect();
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 5000;
+        let ResponseKind::CreateTopics(r) =
+            self.request(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
+        else {
+            panic!()
+        };
+        assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    }
+
+    /// Produce v9, acks=-1, one batch to one partition: (error code, base offset).
+    pub fn produce_batch(&mut self, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+        let mut pd = PartitionProduceData::default();
+        pd.index = partition;
+        pd.records = Some(records);
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(StrBytes::from_string(topic.to_string()));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 10_000;
+        req.topic_data = vec![td];
+        let ResponseKind::Produce(r) = self.request(ApiKey::Produce, 9, RequestKind::Produce(req))
+        else {
+            panic!()
+        };
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
     }
 }
 
