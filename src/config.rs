@@ -326,6 +326,18 @@ impl Settings {
         if self.advertised_host.trim().is_empty() {
             return bad("advertised_host", "must not be empty");
         }
+        let p = &self.metrics.prefix;
+        let valid_prefix = p
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_prefix {
+            return bad(
+                "metrics.prefix",
+                "must be a Prometheus name: letters, digits and '_', not starting with a digit",
+            );
+        }
         crate::auth::Users::from_settings(&self.auth).map_err(ConfigError)?;
 
         if self.storage.merge_min_segments < 2 {
@@ -401,5 +413,9 @@ mod tests {
         writeln!(f, "kafka_port: notaport").unwrap();
         let e = Settings::load(Some(f.path())).unwrap_err().to_string();
         assert!(e.contains("kafka_port"), "{e}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        writeln!(f, "metrics:\n  prefix: my-broker").unwrap();
+        let e = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("metrics.prefix"), "{e}");
     }
 }
