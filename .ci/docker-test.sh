@@ -22,7 +22,7 @@ echo "image built: $(docker image ls --format '{{.Size}}' heraclitus:ci)"
 
 VOL=$(mktemp -d /var/tmp/heraclitus-docker-vol.XXXXXX)
 chmod 777 "$VOL"
-PORT=${DOCKER_TEST_PORT:-49192}
+PORT=${DOCKER_TEST_PORT:-22192}
 HPORT=$((PORT + 1))
 docker rm -f heraclitus-ci >/dev/null 2>&1 || true
 docker run -d --name heraclitus-ci -p 127.0.0.1:$PORT:9092 -p 127.0.0.1:$HPORT:9093 \
