@@ -245,19 +245,29 @@ def every_codec_with_confluent_kafka_and_kafka_python():
         t = topic_name(f"codec-{codec}")
         p = Producer({"bootstrap.servers": BOOTSTRAP, "compression.type": codec,
                       "linger.ms": 20})
+        errors = []
         for i in range(200):
-            p.produce(t, value=(f"{codec}-{i}-" + "z" * 200).encode(), partition=0)
-        assert p.flush(30) == 0
+            p.produce(t, value=(f"{codec}-{i}-" + "z" * 200).encode(), partition=0,
+                      on_delivery=lambda err, msg: err and errors.append(err))
+        assert p.flush(60) == 0
+        assert not errors, (codec, errors[:3])
         c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": t, "enable.auto.commit": False})
         c.assign([TopicPartition(t, 0, OFFSET_BEGINNING)])
         got = []
-        deadline = time.time() + 30
+        consumer_errors = []
+        deadline = time.time() + 90
         while len(got) < 200 and time.time() < deadline:
             m = c.poll(0.5)
-            if m is not None and not m.error():
+            if m is None:
+                continue
+            if m.error():
+                consumer_errors.append(str(m.error()))
+            else:
                 got.append(m.value())
         c.close()
-        assert got == [(f"{codec}-{i}-" + "z" * 200).encode() for i in range(200)], codec
+        want = [(f"{codec}-{i}-" + "z" * 200).encode() for i in range(200)]
+        first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
+        assert got == want, (codec, len(got), first, consumer_errors[:3])
     for codec in ("gzip", "lz4", "zstd", "snappy"):
         t = topic_name(f"kp-{codec}")
         try:
