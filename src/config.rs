@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_message_bytes: usize,
     /// Requests one connection may have in flight before we stop reading from it.
     pub max_in_flight_per_connection: usize,
+    /// Bytes of requests one connection may have in flight before we stop reading from it.
+    pub max_in_flight_bytes_per_connection: usize,
     pub storage: StorageSettings,
     pub batching: BatchingSettings,
     pub retention: RetentionSettings,
@@ -51,7 +53,7 @@ pub struct StorageSettings {
     pub path: String,
     /// Memory budget for recent batches kept as produced (served without re-encoding), bytes.
     pub hot_tail_bytes: usize,
-    /// Memory budget for decoded cold segments, bytes.
+    /// Memory budget for cold reads (stored segments + decoded row groups), bytes.
     pub segment_cache_bytes: usize,
     /// Small segments are merged into segments of up to this many bytes.
     pub merge_target_bytes: u64,
@@ -172,6 +174,7 @@ impl Default for Settings {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_message_bytes: 1024 * 1024 + 12,
             max_in_flight_per_connection: 64,
+            max_in_flight_bytes_per_connection: 16 * 1024 * 1024,
             storage: StorageSettings::default(),
             batching: BatchingSettings::default(),
             retention: RetentionSettings::default(),
@@ -187,8 +190,8 @@ impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
             path: "./data".into(),
-            hot_tail_bytes: 256 * 1024 * 1024,
-            segment_cache_bytes: 128 * 1024 * 1024,
+            hot_tail_bytes: 32 * 1024 * 1024,
+            segment_cache_bytes: 64 * 1024 * 1024,
             merge_target_bytes: 64 * 1024 * 1024,
             merge_min_segments: 8,
             merge_interval_ms: 10_000,
@@ -303,6 +306,12 @@ impl Settings {
             return bad(
                 "max_message_bytes",
                 "must be between 64 and max_request_bytes",
+            );
+        }
+        if self.max_in_flight_bytes_per_connection < 1024 {
+            return bad(
+                "max_in_flight_bytes_per_connection",
+                "must be at least 1024",
             );
         }
         if self.max_in_flight_per_connection == 0 {

@@ -10,7 +10,7 @@ use crate::broker::{Broker, Topic};
 use crate::error::{code, Error, Result};
 use crate::log::leader::Read;
 use crate::log::partition::ReadPlan;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::atomic::Ordering;
@@ -31,12 +31,23 @@ struct Target {
     topic: Option<Arc<Topic>>,
 }
 
-pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchResponse {
+/// A Fetch response and, per partition (in response order), its batches as shared chunks:
+/// they are spliced into the response frame by [`crate::protocol::fetch_response::encode`]
+/// and written with vectored writes, never copied.
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub records: Vec<Vec<Bytes>>,
+}
+
+pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
     let broker = &ctx.broker;
     let mut resp = FetchResponse::default();
     if req.session_id != 0 || req.session_epoch > 0 {
         resp.error_code = FETCH_SESSION_ID_NOT_FOUND;
-        return resp;
+        return FetchReply {
+            response: resp,
+            records: Vec::new(),
+        };
     }
     let by_id = ctx.version >= 13;
     let mut targets = Vec::new();
@@ -85,9 +96,9 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchResponse {
         let results = read_all(broker, &targets, max_bytes, by_id).await;
         let total: usize = results
             .iter()
-            .map(|r| r.records.as_ref().map_or(0, |b| b.len()))
+            .flat_map(|(_, chunks)| chunks.iter().map(|c| c.len()))
             .sum();
-        let any_error = results.iter().any(|r| r.error_code != code::NONE);
+        let any_error = results.iter().any(|(r, _)| r.error_code != code::NONE);
         if total >= min_bytes.max(1)
             || any_error
             || Instant::now() >= deadline
@@ -104,10 +115,17 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchResponse {
             _ => break read_all(broker, &targets, max_bytes, by_id).await,
         }
     };
-    for (t, pd) in targets.iter().zip(results) {
+    // Partitions are listed topic by topic, in request order, so the chunk lists line up
+    // with the response's partitions.
+    let mut records = Vec::with_capacity(results.len());
+    for (t, (pd, chunks)) in targets.iter().zip(results) {
         resp.responses[t.topic_index].partitions.push(pd);
+        records.push(chunks);
     }
-    resp
+    FetchReply {
+        response: resp,
+        records,
+    }
 }
 
 async fn read_all(
@@ -115,7 +133,7 @@ async fn read_all(
     targets: &[Target],
     max_bytes: usize,
     by_id: bool,
-) -> Vec<PartitionData> {
+) -> Vec<(PartitionData, Vec<Bytes>)> {
     let mut out = Vec::with_capacity(targets.len());
     let mut budget = max_bytes;
     for t in targets {
@@ -126,18 +144,19 @@ async fn read_all(
         pd.log_start_offset = -1;
         pd.preferred_read_replica = (-1).into();
         pd.records = Some(Bytes::new());
+        let mut chunks = Vec::new();
         let Some(topic) = &t.topic else {
             pd.error_code = if by_id {
                 code::UNKNOWN_TOPIC_ID
             } else {
                 code::UNKNOWN_TOPIC_OR_PARTITION
             };
-            out.push(pd);
+            out.push((pd, chunks));
             continue;
         };
         let Some(part) = topic.partition(t.partition) else {
             pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
-            out.push(pd);
+            out.push((pd, chunks));
             continue;
         };
         let hw = part.stats.high_watermark.load(Ordering::Relaxed);
@@ -146,22 +165,23 @@ async fn read_all(
         pd.log_start_offset = part.stats.log_start.load(Ordering::Relaxed);
         let limit = t.max_bytes.min(budget);
         if limit == 0 && budget < max_bytes {
-            out.push(pd);
+            out.push((pd, chunks));
             continue;
         }
         match read_partition(broker, part, t.offset, limit.max(1)).await {
-            Ok((bytes, hw_now, start)) => {
-                budget = budget.saturating_sub(bytes.len());
-                if !bytes.is_empty() {
-                    let records: u64 = crate::protocol::records::split_batches(&bytes)
+            Ok((batches, hw_now, start)) => {
+                let len: usize = batches.iter().map(|b| b.len()).sum();
+                budget = budget.saturating_sub(len);
+                if len > 0 {
+                    let records: u64 = batches
                         .iter()
-                        .map(|(h, _)| h.record_count.max(0) as u64)
+                        .map(|b| crate::protocol::records::count_records(b))
                         .sum();
                     broker
                         .metrics
                         .bytes_out
                         .with_label_values(&[topic.name.as_str()])
-                        .inc_by(bytes.len() as u64);
+                        .inc_by(len as u64);
                     broker
                         .metrics
                         .records_out
@@ -171,11 +191,11 @@ async fn read_all(
                 pd.high_watermark = hw_now.max(hw);
                 pd.last_stable_offset = pd.high_watermark;
                 pd.log_start_offset = start;
-                pd.records = Some(bytes);
+                chunks = batches;
             }
             Err(e) => pd.error_code = e.code(),
         }
-        out.push(pd);
+        out.push((pd, chunks));
     }
     out
 }
@@ -186,7 +206,7 @@ async fn read_partition(
     part: &crate::broker::Partition,
     offset: i64,
     limit: usize,
-) -> Result<(Bytes, i64, i64)> {
+) -> Result<(Vec<Bytes>, i64, i64)> {
     let plan = part
         .addr
         .send(Read {
@@ -200,37 +220,33 @@ async fn read_partition(
     let chunks: Vec<Bytes> = match plan {
         ReadPlan::Hot(chunks) => chunks,
         ReadPlan::Cold(segments) => {
+            // Row group by row group: only what this response serves is decoded.
             let mut chunks = Vec::new();
             let mut size = 0usize;
+            let mut at = offset;
             'outer: for s in segments {
-                let batches = broker.cache.get_or_load(&broker.storage, &s.path).await?;
-                for b in batches.iter() {
-                    if b.last_offset < offset {
-                        continue;
+                while let Some(group) = broker.cache.group_at(&broker.storage, &s, at).await? {
+                    for b in group.iter() {
+                        if b.last_offset < offset {
+                            continue;
+                        }
+                        if !chunks.is_empty() && size + b.bytes.len() > limit {
+                            break 'outer;
+                        }
+                        size += b.bytes.len();
+                        chunks.push(b.bytes.clone());
                     }
-                    if !chunks.is_empty() && size + b.bytes.len() > limit {
+                    match group.last() {
+                        Some(last) if last.last_offset >= at => at = last.last_offset + 1,
+                        _ => break,
+                    }
+                    if size >= limit {
                         break 'outer;
                     }
-                    size += b.bytes.len();
-                    chunks.push(b.bytes.clone());
                 }
             }
             chunks
         }
     };
-    Ok((concat(chunks), hw, start))
-}
-
-fn concat(chunks: Vec<Bytes>) -> Bytes {
-    match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.into_iter().next().unwrap_or_default(),
-        _ => {
-            let mut b = BytesMut::with_capacity(chunks.iter().map(|c| c.len()).sum());
-            for c in chunks {
-                b.extend_from_slice(&c);
-            }
-            b.freeze()
-        }
-    }
+    Ok((chunks, hw, start))
 }

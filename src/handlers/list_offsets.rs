@@ -121,13 +121,20 @@ async fn scan<F: FnMut(i64, i64) -> bool>(
                 continue;
             }
         }
-        let batches = broker.cache.get_or_load(&broker.storage, &s.path).await?;
-        for b in batches.iter() {
-            if b.base_offset >= hot_start {
-                break;
+        // Row group by row group, so only one is decoded and held at a time.
+        let mut at = s.base;
+        'segment: while let Some(group) = broker.cache.group_at(&broker.storage, s, at).await? {
+            for b in group.iter() {
+                if b.base_offset >= hot_start {
+                    break 'segment;
+                }
+                if visit(&b.bytes, b.max_timestamp, snap, min_ts, &mut f)? {
+                    return Ok(());
+                }
             }
-            if visit(&b.bytes, b.max_timestamp, snap, min_ts, &mut f)? {
-                return Ok(());
+            match group.last() {
+                Some(last) if last.last_offset >= at => at = last.last_offset + 1,
+                _ => break,
             }
         }
     }

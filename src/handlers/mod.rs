@@ -102,6 +102,8 @@ pub fn spec(key: ApiKey) -> Option<&'static ApiSpec> {
 pub enum Outcome {
     /// Write this frame (length prefix included).
     Respond(Bytes),
+    /// Write this frame, given as chunks (shared record batches), with vectored writes.
+    RespondChunks(Vec<Bytes>),
     /// Nothing to write (Produce with acks=0).
     NoResponse,
     /// Close the connection, for this reason.
@@ -159,6 +161,9 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) ->
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("cannot decode {api_key:?} v{version}: {e}")),
     };
+    // The request now references what it needs of the frame (e.g. produced batches); release
+    // the rest as soon as the request itself lets go of it.
+    drop(buf);
     tracing::debug!(
         "request {api_key:?} v{version} correlation {correlation_id} from {:?}",
         header.client_id
@@ -183,28 +188,51 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) ->
         .request_seconds
         .with_label_values(&[api.as_str(), v.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    let response = match result {
+    let reply = match result {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return Outcome::NoResponse,
         Ok(Err(e)) => return Outcome::Close(e),
         Err(_) => return Outcome::Close(format!("internal error handling {api_key:?}")),
     };
-    for code in response_errors(&response) {
-        metrics.error(&api, code);
-    }
-    match encode_response(api_key, version, correlation_id, &response) {
-        Ok(b) => Outcome::Respond(b),
-        Err(e) => Outcome::Close(format!(
+    let encoded = match reply {
+        Reply::Kind(response) => {
+            for code in response_errors(&response) {
+                metrics.error(&api, code);
+            }
+            encode_response(api_key, version, correlation_id, &response).map(Outcome::Respond)
+        }
+        Reply::Fetch(f) => {
+            for code in fetch_errors(&f.response) {
+                metrics.error(&api, code);
+            }
+            crate::protocol::fetch_response::encode(
+                version,
+                correlation_id,
+                &f.response,
+                &f.records,
+            )
+            .map(Outcome::RespondChunks)
+        }
+    };
+    encoded.unwrap_or_else(|e| {
+        Outcome::Close(format!(
             "cannot encode {api_key:?} v{version} response: {e}"
-        )),
-    }
+        ))
+    })
+}
+
+/// What a handler answers: a response for `kafka-protocol` to encode, or a Fetch response
+/// whose record batches are spliced in without copying.
+enum Reply {
+    Kind(ResponseKind),
+    Fetch(fetch::FetchReply),
 }
 
 /// Run the handler of a decoded request. `Ok(None)`: no response (acks=0).
 #[rustfmt::skip]
-async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<ResponseKind>, String> {
+async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>, String> {
     use ResponseKind as R;
-    Ok(Some(match request {
+    Ok(Some(Reply::Kind(match request {
         RequestKind::ApiVersions(r) => R::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => R::Metadata(metadata::handle(ctx, r).await),
         RequestKind::CreateTopics(r) => R::CreateTopics(create_topics::handle(ctx, r).await),
@@ -213,7 +241,7 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
             Some(r) => R::Produce(r),
             None => return Ok(None),
         },
-        RequestKind::Fetch(r) => R::Fetch(fetch::handle(ctx, r).await),
+        RequestKind::Fetch(r) => return Ok(Some(Reply::Fetch(fetch::handle(ctx, r).await))),
         RequestKind::ListOffsets(r) => R::ListOffsets(list_offsets::handle(ctx, r).await),
         RequestKind::FindCoordinator(r) => R::FindCoordinator(find_coordinator::handle(ctx, r)),
         RequestKind::JoinGroup(r) => R::JoinGroup(join_group::handle(ctx, r).await),
@@ -244,7 +272,17 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Respons
 
 
         other => return Err(format!("no handler for {other:?}")),
-    }))
+    })))
+}
+
+fn fetch_errors(r: &kafka_protocol::messages::FetchResponse) -> Vec<i16> {
+    std::iter::once(r.error_code)
+        .chain(
+            r.responses
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        )
+        .collect()
 }
 
 /// The error codes a response carries (top level and per partition/topic/member), for metrics.
@@ -256,13 +294,7 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
             .iter()
             .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
             .collect(),
-        R::Fetch(r) => std::iter::once(r.error_code)
-            .chain(
-                r.responses
-                    .iter()
-                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
-            )
-            .collect(),
+        R::Fetch(r) => fetch_errors(r),
         R::ListOffsets(r) => r
             .topics
             .iter()
@@ -326,11 +358,12 @@ pub fn encode_response(
     correlation_id: i32,
     body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    header.encode(&mut buf, api_key.response_header_version(version))?;
+    let header_version = api_key.response_header_version(version);
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());

@@ -39,17 +39,19 @@ async fn validate(records: Option<Bytes>, max_bytes: usize) -> Result<ValidatedB
     }
 }
 
-pub async fn handle(ctx: &RequestCtx, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<ProduceResponse> {
     let broker = ctx.broker.clone();
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
     let mut jobs = Vec::new();
-    for t in &req.topic_data {
+    for t in req.topic_data.iter_mut() {
         let name = t.name.as_str().to_string();
         let topic = broker.topic(&name);
-        for p in &t.partition_data {
+        for p in t.partition_data.iter_mut() {
             let topic = topic.clone();
-            let records = p.records.clone();
+            // Taken out of the request: once the leader has copied the batch into its log, the
+            // request frame is released instead of being held until the batch is durable.
+            let records = p.records.take();
             let idx = p.index;
             let broker = broker.clone();
             jobs.push(async move {

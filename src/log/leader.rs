@@ -135,32 +135,27 @@ impl PartitionLeader {
         let fut = async move {
             let mut batches = Vec::new();
             for s in newest.iter().rev() {
-                let b = cache.get_or_load(&storage, &s.path).await?;
-                batches.push(b);
+                let index = cache.index(&storage, s).await?;
+                let b = tokio::task::spawn_blocking(move || index.producer_batches())
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))??;
+                batches.extend(b);
             }
             Ok::<_, Error>(batches)
         };
         ctx.wait(fut.into_actor(self).map(|res, act, _| match res {
-            Ok(segs) => {
-                for seg in segs {
-                    for b in seg.iter() {
-                        let Ok(h) = crate::protocol::records::BatchHeader::parse(&b.bytes) else {
-                            continue;
-                        };
-                        if h.producer_id < 0 || h.base_sequence < 0 {
-                            continue;
-                        }
-                        act.log.producers.record(
-                            h.producer_id,
-                            h.producer_epoch,
-                            BatchSeq {
-                                first_seq: h.base_sequence,
-                                last_seq: last_seq(h.base_sequence, h.record_count),
-                                base: b.base_offset,
-                                last: b.last_offset,
-                            },
-                        );
-                    }
+            Ok(batches) => {
+                for b in batches {
+                    act.log.producers.record(
+                        b.producer_id,
+                        b.producer_epoch,
+                        BatchSeq {
+                            first_seq: b.first_seq,
+                            last_seq: b.last_seq,
+                            base: b.base,
+                            last: b.last,
+                        },
+                    );
                 }
             }
             Err(e) => tracing::warn!(

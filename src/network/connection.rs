@@ -1,6 +1,8 @@
 //! The Connection actor: reads length-prefixed frames (capped before allocation), hands each
 //! request to the dispatcher, and writes responses strictly in request order while up to
-//! `max_in_flight_per_connection` requests run concurrently.
+//! `max_in_flight_per_connection` requests (and at most `max_in_flight_bytes_per_connection`
+//! bytes of them) run concurrently; beyond either limit the connection stops reading, so TCP
+//! pushes back on the client.
 //!
 //! Reading happens in the actor (a stream of frames); each request becomes a future that is
 //! queued, in arrival order, to this connection's writer task, which polls them together
@@ -13,19 +15,20 @@ use crate::broker::Broker;
 use crate::handlers::{dispatch, encode_response, sasl_authenticate, sasl_handshake, Outcome};
 use crate::protocol::frame::{FrameCodec, FrameError, FrameLimits};
 use actix::prelude::*;
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::decode_request_header_from_buffer;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::codec::FramedRead;
 
 type Pending = BoxFuture<'static, Outcome>;
@@ -37,6 +40,9 @@ pub struct Connection {
     stats: Arc<ConnStats>,
     sasl: SaslSession,
     limits: Arc<FrameLimits>,
+    /// Request bytes in flight, in KiB permits (released when the request is answered).
+    in_flight_kib: Arc<Semaphore>,
+    budget_kib: u32,
 }
 
 /// Frame cap while a connection has not authenticated (Kafka's 512 KiB for SASL tokens).
@@ -58,6 +64,9 @@ impl Connection {
         };
         let limits = FrameLimits::new(max_frame);
         let in_flight = broker.settings.max_in_flight_per_connection;
+        let budget_kib = (broker.settings.max_in_flight_bytes_per_connection / 1024)
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize))
+            as u32;
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(in_flight);
         stats.open.fetch_add(1, Ordering::Relaxed);
@@ -73,6 +82,8 @@ impl Connection {
                 stats,
                 sasl,
                 limits,
+                in_flight_kib: Arc::new(Semaphore::new(budget_kib as usize)),
+                budget_kib,
             }
         });
     }
@@ -104,8 +115,32 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
             self.pre_auth(frame, ctx);
             return;
         }
-        let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer));
-        self.enqueue(fut, ctx);
+        // Hold the frame's size in permits until it is answered; wait (not reading further)
+        // while the connection's budget is used up.
+        let kib = ((frame.len() / 1024) as u32 + 1).min(self.budget_kib);
+        let (broker, peer) = (self.broker.clone(), self.peer);
+        let run = move |permit: OwnedSemaphorePermit| -> Pending {
+            Box::pin(async move {
+                let out = dispatch(broker, frame, peer).await;
+                drop(permit);
+                out
+            })
+        };
+        match self.in_flight_kib.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => self.enqueue(run(permit), ctx),
+            Err(TryAcquireError::NoPermits) => {
+                let sem = self.in_flight_kib.clone();
+                ctx.wait(
+                    async move { sem.acquire_many_owned(kib).await }
+                        .into_actor(self)
+                        .map(move |permit, act, ctx| match permit {
+                            Ok(p) => act.enqueue(run(p), ctx),
+                            Err(_) => ctx.stop(),
+                        }),
+                );
+            }
+            Err(TryAcquireError::Closed) => ctx.stop(),
+        }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
@@ -278,6 +313,12 @@ async fn write_loop(
                             break;
                         }
                     }
+                    Some(Outcome::RespondChunks(mut chunks)) => {
+                        if let Err(e) = write_all_vectored(&mut wr, &mut chunks).await {
+                            tracing::debug!("write to {peer} failed: {e}");
+                            break;
+                        }
+                    }
                     Some(Outcome::NoResponse) | None => {}
                     Some(Outcome::Close(reason)) => {
                         tracing::info!("closing connection from {peer}: {reason}");
@@ -295,4 +336,132 @@ async fn write_loop(
     }
     let _ = wr.shutdown().await;
     conn.do_send(WriterDone);
+}
+
+/// Most buffers handed to one `writev` (Linux allows 1024).
+const MAX_IOVECS: usize = 64;
+
+/// Write every chunk, in order, with vectored writes (the chunks are shared record batches:
+/// they go to the socket without being copied into one buffer first).
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    chunks: &mut [Bytes],
+) -> std::io::Result<()> {
+    let mut i = 0;
+    loop {
+        while i < chunks.len() && chunks[i].is_empty() {
+            i += 1;
+        }
+        if i == chunks.len() {
+            return Ok(());
+        }
+        let slices: Vec<IoSlice<'_>> = chunks[i..]
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = chunks[i].len();
+            if n >= len {
+                n -= len;
+                i += 1;
+            } else {
+                chunks[i].advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that accepts at most `step` bytes per call, to exercise partial writes.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl tokio::io::AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn poll_write_vectored(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let mut left = self.step;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.out.extend_from_slice(&b[..take]);
+                left -= take;
+                n += take;
+                if left == 0 {
+                    break;
+                }
+            }
+            self.calls += 1;
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn vectored_writes_survive_partial_writes_and_empty_chunks() {
+        let mut chunks: Vec<Bytes> = (0..200u32)
+            .map(|i| Bytes::from(vec![i as u8; (i % 7) as usize * 3]))
+            .collect();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        for step in [1, 5, 64, 100_000] {
+            let mut w = Trickle {
+                out: Vec::new(),
+                step,
+                calls: 0,
+            };
+            let mut c = chunks.clone();
+            write_all_vectored(&mut w, &mut c).await.unwrap();
+            assert_eq!(w.out, want, "step {step}");
+            if step == 100_000 {
+                // 200 chunks in batches of at most MAX_IOVECS buffers.
+                assert!(w.calls <= 200usize.div_ceil(MAX_IOVECS));
+            }
+        }
+        chunks.clear();
+        let mut w = Trickle {
+            out: Vec::new(),
+            step: 3,
+            calls: 0,
+        };
+        write_all_vectored(&mut w, &mut chunks).await.unwrap();
+        assert_eq!(w.calls, 0);
+    }
 }

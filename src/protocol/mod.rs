@@ -2,6 +2,7 @@
 //! codec, record batch validation/offset assignment/encoding, and capped decompression.
 
 pub mod compression;
+pub mod fetch_response;
 pub mod frame;
 pub mod records;
 pub mod varint;

@@ -9,7 +9,7 @@
 //!  53 base_sequence i32 | 57 record_count i32 | 61 records…`
 
 use super::compression::{self, Codec};
-use super::varint::{put_varint, put_varlong, read_varint, read_varlong};
+use super::varint::{put_varint, put_varlong, read_varint, read_varlong, varint_len, varlong_len};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 
@@ -390,44 +390,147 @@ pub fn encode_batch(
     let first = records
         .first()
         .ok_or_else(|| Error::Internal("cannot encode an empty batch".into()))?;
-    let base_ts = first.timestamp;
-    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
-    let last_delta = records
-        .last()
-        .map(|r| r.offset - meta.base_offset)
-        .unwrap_or(0);
-    let mut body = Vec::with_capacity(records.iter().map(record_size_hint).sum());
+    let size = records.iter().map(record_size_hint).sum();
+    let mut b = BatchBuilder::new(*meta, first.timestamp, size);
     for r in records {
-        encode_record(&mut body, r, meta.base_offset, base_ts);
+        b.push(
+            r.offset,
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.headers.iter().map(|(k, v)| (&k[..], v.as_deref())),
+        );
     }
-    let body = if codec == Codec::None {
-        body
-    } else {
-        compression::compress(codec, &body, level)?
-    };
-    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
-    out.extend_from_slice(&meta.base_offset.to_be_bytes());
-    let batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
-    out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&meta.partition_leader_epoch.to_be_bytes());
-    out.push(2);
-    out.extend_from_slice(&[0, 0, 0, 0]); // crc placeholder
-    let mut attributes = codec as i16;
-    if meta.timestamp_type == 1 {
-        attributes |= ATTR_TIMESTAMP_LOG_APPEND;
+    b.finish(codec, level)
+}
+
+/// Builds one batch record by record, writing each record straight into the batch buffer
+/// (no per-record allocation): used to re-encode batches from Parquet rows and by
+/// [`encode_batch`].
+pub struct BatchBuilder {
+    meta: BatchMeta,
+    base_ts: i64,
+    max_ts: i64,
+    last_offset: i64,
+    count: i32,
+    /// Header space (filled by `finish`) followed by the records.
+    buf: Vec<u8>,
+}
+
+impl BatchBuilder {
+    /// Start a batch whose first record has timestamp `base_ts`; `size_hint` is the expected
+    /// size of the records.
+    pub fn new(meta: BatchMeta, base_ts: i64, size_hint: usize) -> BatchBuilder {
+        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + size_hint);
+        buf.resize(BATCH_HEADER_LEN, 0);
+        BatchBuilder {
+            meta,
+            base_ts,
+            max_ts: base_ts,
+            last_offset: meta.base_offset,
+            count: 0,
+            buf,
+        }
     }
-    out.extend_from_slice(&attributes.to_be_bytes());
-    out.extend_from_slice(&(last_delta as i32).to_be_bytes());
-    out.extend_from_slice(&base_ts.to_be_bytes());
-    out.extend_from_slice(&max_ts.to_be_bytes());
-    out.extend_from_slice(&meta.producer_id.to_be_bytes());
-    out.extend_from_slice(&meta.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&meta.base_sequence.to_be_bytes());
-    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&out[CRC_START..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(out)
+
+    pub fn base_offset(&self) -> i64 {
+        self.meta.base_offset
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.last_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_ts
+    }
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Append one record (offsets must increase from the batch's base offset).
+    pub fn push<'a>(
+        &mut self,
+        offset: i64,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + Clone,
+    ) {
+        let offset_delta = (offset - self.meta.base_offset) as i32;
+        let ts_delta = timestamp.wrapping_sub(self.base_ts);
+        let opt_len =
+            |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(b.len() as i32) + b.len());
+        let mut n_headers = 0;
+        let mut headers_len = 0;
+        for (k, v) in headers.clone() {
+            n_headers += 1;
+            headers_len += varint_len(k.len() as i32) + k.len() + opt_len(v);
+        }
+        let len = 1
+            + varlong_len(ts_delta)
+            + varint_len(offset_delta)
+            + opt_len(key)
+            + opt_len(value)
+            + varint_len(n_headers)
+            + headers_len;
+        let out = &mut self.buf;
+        put_varint(out, len as i32);
+        out.push(0); // attributes
+        put_varlong(out, ts_delta);
+        put_varint(out, offset_delta);
+        put_opt(out, key);
+        put_opt(out, value);
+        put_varint(out, n_headers);
+        for (k, v) in headers {
+            put_varint(out, k.len() as i32);
+            out.extend_from_slice(k);
+            put_opt(out, v);
+        }
+        self.count += 1;
+        self.last_offset = offset;
+        self.max_ts = self.max_ts.max(timestamp);
+    }
+
+    /// The finished batch (records compressed with `codec`), CRC included.
+    pub fn finish(self, codec: Codec, level: i32) -> Result<Vec<u8>> {
+        if self.count == 0 {
+            return Err(Error::Internal("cannot encode an empty batch".into()));
+        }
+        let mut out = if codec == Codec::None {
+            self.buf
+        } else {
+            let body = compression::compress(codec, &self.buf[BATCH_HEADER_LEN..], level)?;
+            let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+            out.resize(BATCH_HEADER_LEN, 0);
+            out.extend_from_slice(&body);
+            out
+        };
+        let m = &self.meta;
+        let mut h = Vec::with_capacity(BATCH_HEADER_LEN);
+        h.extend_from_slice(&m.base_offset.to_be_bytes());
+        h.extend_from_slice(&((out.len() - LOG_OVERHEAD) as i32).to_be_bytes());
+        h.extend_from_slice(&m.partition_leader_epoch.to_be_bytes());
+        h.push(2);
+        h.extend_from_slice(&[0, 0, 0, 0]); // crc, computed below
+        let mut attributes = codec as i16;
+        if m.timestamp_type == 1 {
+            attributes |= ATTR_TIMESTAMP_LOG_APPEND;
+        }
+        h.extend_from_slice(&attributes.to_be_bytes());
+        h.extend_from_slice(&((self.last_offset - m.base_offset) as i32).to_be_bytes());
+        h.extend_from_slice(&self.base_ts.to_be_bytes());
+        h.extend_from_slice(&self.max_ts.to_be_bytes());
+        h.extend_from_slice(&m.producer_id.to_be_bytes());
+        h.extend_from_slice(&m.producer_epoch.to_be_bytes());
+        h.extend_from_slice(&m.base_sequence.to_be_bytes());
+        h.extend_from_slice(&self.count.to_be_bytes());
+        out[..BATCH_HEADER_LEN].copy_from_slice(&h);
+        let crc = crc32c::crc32c(&out[CRC_START..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        Ok(out)
+    }
 }
 
 fn record_size_hint(r: &OwnedRecord) -> usize {
@@ -439,26 +542,7 @@ fn record_size_hint(r: &OwnedRecord) -> usize {
             .sum::<usize>()
 }
 
-fn encode_record(out: &mut Vec<u8>, r: &OwnedRecord, base_offset: i64, base_ts: i64) {
-    let offset_delta = (r.offset - base_offset) as i32;
-    let ts_delta = r.timestamp - base_ts;
-    let mut inner = Vec::with_capacity(record_size_hint(r));
-    inner.push(0); // attributes
-    put_varlong(&mut inner, ts_delta);
-    put_varint(&mut inner, offset_delta);
-    put_opt(&mut inner, &r.key);
-    put_opt(&mut inner, &r.value);
-    put_varint(&mut inner, r.headers.len() as i32);
-    for (k, v) in &r.headers {
-        put_varint(&mut inner, k.len() as i32);
-        inner.extend_from_slice(k);
-        put_opt(&mut inner, v);
-    }
-    put_varint(out, inner.len() as i32);
-    out.extend_from_slice(&inner);
-}
-
-fn put_opt(out: &mut Vec<u8>, b: &Option<Bytes>) {
+fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         None => put_varint(out, -1),
         Some(b) => {
@@ -485,6 +569,23 @@ pub fn split_batches(buf: &Bytes) -> Vec<(BatchHeader, Bytes)> {
         pos = end;
     }
     out
+}
+
+/// Records in a buffer of consecutive batches (headers only; stops at a partial batch).
+pub fn count_records(buf: &[u8]) -> u64 {
+    let mut n = 0u64;
+    let mut pos = 0;
+    while pos + BATCH_HEADER_LEN <= buf.len() {
+        let Ok(h) = BatchHeader::parse(&buf[pos..]) else {
+            break;
+        };
+        if h.total_len() < BATCH_HEADER_LEN {
+            break;
+        }
+        n += h.record_count.max(0) as u64;
+        pos += h.total_len();
+    }
+    n
 }
 
 #[cfg(test)]

@@ -62,6 +62,17 @@ pub fn varint_len(v: i32) -> usize {
     n
 }
 
+/// Encoded size of a zig-zag varlong.
+pub fn varlong_len(v: i64) -> usize {
+    let mut u = ((v << 1) ^ (v >> 63)) as u64;
+    let mut n = 1;
+    while u >= 0x80 {
+        u >>= 7;
+        n += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

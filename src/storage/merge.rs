@@ -5,7 +5,7 @@
 //! that contains them; recovery drops the contained ones (`broker::resolve_overlaps`), so no
 //! offset is lost or duplicated.
 
-use super::segment::{decode_segment, encode_segment};
+use super::segment::{for_each_row_group, SegmentEncoder};
 use super::writer::{now_ms, SegmentMeta};
 use super::{segment_path, Storage};
 use crate::error::{Error, Result};
@@ -21,19 +21,26 @@ pub async fn merge_segments(
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
         return Err(Error::Internal("nothing to merge".into()));
     };
-    let mut datas = Vec::with_capacity(inputs.len());
+    // Inputs are fetched and copied row group by row group into the merged segment (rows are
+    // not re-encoded as record batches), so memory holds one compressed input at a time.
+    let mut enc = Some(SegmentEncoder::new(zstd_level)?);
     for s in inputs {
-        datas.push(storage.get(&s.path).await?);
+        let data = storage.get(&s.path).await?;
+        let mut e = enc
+            .take()
+            .ok_or_else(|| Error::Internal("merge encoder lost".into()))?;
+        e = tokio::task::spawn_blocking(move || -> Result<SegmentEncoder> {
+            for_each_row_group(data, |rows| e.push_rows(&rows))?;
+            Ok(e)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        enc = Some(e);
     }
-    let enc = tokio::task::spawn_blocking(move || {
-        let mut batches = Vec::new();
-        for d in datas {
-            batches.extend(decode_segment(d)?.into_iter().map(|b| b.bytes));
-        }
-        encode_segment(&batches, zstd_level)
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))??;
+    let enc = enc.ok_or_else(|| Error::Internal("merge encoder lost".into()))?;
+    let enc = tokio::task::spawn_blocking(move || enc.finish())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
     if enc.base_offset != first.base || enc.last_offset != last.last {
         return Err(Error::Internal(format!(
             "merge produced {}-{}, expected {}-{}",

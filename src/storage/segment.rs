@@ -18,17 +18,17 @@
 
 use crate::error::{Error, Result};
 use crate::protocol::compression::Codec;
-use crate::protocol::records::{encode_batch, parse_records, BatchMeta, OwnedRecord};
+use crate::protocol::records::{parse_records, BatchBuilder, BatchMeta};
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, Int16Array, Int32Array, Int64Array, Int8Array,
-    ListArray, StringArray, StructArray, TimestampMillisecondArray,
+    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, Int16Array, Int32Array, Int64Array,
+    Int8Array, ListArray, StringArray, StringBuilder, StructArray, TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::sync::{Arc, OnceLock};
@@ -87,124 +87,406 @@ pub struct EncodedSegment {
     pub max_timestamp: i64,
 }
 
+/// Row groups are cut at batch boundaries once they hold this many bytes of batches, so a
+/// segment is encoded, merged and decoded a few MiB at a time, never all at once.
+pub const ROW_GROUP_TARGET_BYTES: usize = 4 << 20;
+
 /// Encode consecutive batches (base offsets already assigned) as one Parquet segment.
 pub fn encode_segment(batches: &[Bytes], zstd_level: i32) -> Result<EncodedSegment> {
-    let mut offsets = Vec::new();
-    let mut timestamps = Vec::new();
-    let mut ts_types = Vec::new();
-    let mut keys = BinaryBuilder::new();
-    let mut values = BinaryBuilder::new();
-    let mut header_offsets: Vec<i32> = vec![0];
-    let mut header_keys: Vec<String> = Vec::new();
-    let mut header_values = BinaryBuilder::new();
-    let mut pids = Vec::new();
-    let mut epochs = Vec::new();
-    let mut seqs = Vec::new();
-    let mut batch_bases = Vec::new();
+    let mut enc = SegmentEncoder::new(zstd_level)?;
     for b in batches {
-        let (h, records) = parse_records(b, MAX_BATCH_UNCOMPRESSED)?;
+        enc.push_batch(b)?;
+    }
+    enc.finish()
+}
+
+/// Column builders for the row group being filled.
+#[derive(Default)]
+struct Columns {
+    offsets: Vec<i64>,
+    timestamps: Vec<i64>,
+    ts_types: Vec<i8>,
+    keys: BinaryBuilder,
+    values: BinaryBuilder,
+    header_offsets: Vec<i32>,
+    header_keys: StringBuilder,
+    header_values: BinaryBuilder,
+    pids: Vec<i64>,
+    epochs: Vec<i16>,
+    seqs: Vec<i32>,
+    batch_bases: Vec<i64>,
+    /// Batch bytes appended since the last row group.
+    bytes: usize,
+}
+
+impl Columns {
+    fn take_record_batch(&mut self) -> Result<RecordBatch> {
+        let mut c = std::mem::take(self);
+        let mut header_offsets = std::mem::take(&mut c.header_offsets);
+        if header_offsets.is_empty() {
+            header_offsets.push(0);
+        }
+        let header_struct = StructArray::new(
+            header_fields(),
+            vec![
+                Arc::new(c.header_keys.finish()) as ArrayRef,
+                Arc::new(c.header_values.finish()) as ArrayRef,
+            ],
+            None,
+        );
+        let headers = ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(header_fields()), false)),
+            OffsetBuffer::new(header_offsets.into()),
+            Arc::new(header_struct),
+            None,
+        );
+        Ok(RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(c.offsets)),
+                Arc::new(TimestampMillisecondArray::from(c.timestamps)),
+                Arc::new(Int8Array::from(c.ts_types)),
+                Arc::new(c.keys.finish()),
+                Arc::new(c.values.finish()),
+                Arc::new(headers),
+                Arc::new(Int64Array::from(c.pids)),
+                Arc::new(Int16Array::from(c.epochs)),
+                Arc::new(Int32Array::from(c.seqs)),
+                Arc::new(Int64Array::from(c.batch_bases)),
+            ],
+        )?)
+    }
+}
+
+/// Streams batches (or rows of other segments) into one Parquet segment, a row group at a
+/// time. Offsets must be consecutive across everything pushed.
+pub struct SegmentEncoder {
+    writer: ArrowWriter<Vec<u8>>,
+    cols: Columns,
+    /// Arrow bytes of rows written by `push_rows` since the last row group.
+    rows_bytes: usize,
+    base: Option<i64>,
+    next: i64,
+    records: usize,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl SegmentEncoder {
+    pub fn new(zstd_level: i32) -> Result<SegmentEncoder> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(zstd_level.clamp(1, 22)).map_err(Error::from)?,
+            ))
+            // Row groups are cut by `ROW_GROUP_TARGET_BYTES`, at batch boundaries only.
+            .set_max_row_group_row_count(Some(i32::MAX as usize))
+            .build();
+        Ok(SegmentEncoder {
+            writer: ArrowWriter::try_new(Vec::with_capacity(1 << 16), schema(), Some(props))?,
+            cols: Columns::default(),
+            rows_bytes: 0,
+            base: None,
+            next: 0,
+            records: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        })
+    }
+
+    fn check_offset(&mut self, offset: i64) -> Result<()> {
+        match self.base {
+            None => self.base = Some(offset),
+            Some(_) if offset != self.next => {
+                return Err(Error::Internal(format!(
+                    "segment offsets not consecutive: {} then {offset}",
+                    self.next - 1
+                )))
+            }
+            Some(_) => {}
+        }
+        self.next = offset + 1;
+        Ok(())
+    }
+
+    fn note_timestamp(&mut self, ts: i64) {
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+    }
+
+    /// Append one batch's records.
+    pub fn push_batch(&mut self, batch: &Bytes) -> Result<()> {
+        let (h, records) = parse_records(batch, MAX_BATCH_UNCOMPRESSED)?;
         let ts_type = if h.attributes & crate::protocol::records::ATTR_TIMESTAMP_LOG_APPEND != 0 {
             1i8
         } else {
             0i8
         };
         for r in records {
-            offsets.push(h.base_offset + r.offset_delta as i64);
+            let offset = h.base_offset + r.offset_delta as i64;
+            self.check_offset(offset)?;
             // Log-append-time batches carry the broker time in max_timestamp.
-            timestamps.push(if ts_type == 1 {
+            let ts = if ts_type == 1 {
                 h.max_timestamp
             } else {
                 h.base_timestamp.wrapping_add(r.timestamp_delta)
-            });
-            ts_types.push(ts_type);
+            };
+            self.note_timestamp(ts);
+            let c = &mut self.cols;
+            if c.header_offsets.is_empty() {
+                c.header_offsets.push(0);
+            }
+            c.offsets.push(offset);
+            c.timestamps.push(ts);
+            c.ts_types.push(ts_type);
             match &r.key {
-                Some(k) => keys.append_value(k),
-                None => keys.append_null(),
+                Some(k) => c.keys.append_value(k),
+                None => c.keys.append_null(),
             }
             match &r.value {
-                Some(v) => values.append_value(v),
-                None => values.append_null(),
+                Some(v) => c.values.append_value(v),
+                None => c.values.append_null(),
             }
             for (k, v) in &r.headers {
-                header_keys.push(String::from_utf8_lossy(k).into_owned());
+                c.header_keys.append_value(String::from_utf8_lossy(k));
                 match v {
-                    Some(v) => header_values.append_value(v),
-                    None => header_values.append_null(),
+                    Some(v) => c.header_values.append_value(v),
+                    None => c.header_values.append_null(),
                 }
             }
-            header_offsets.push(header_keys.len() as i32);
-            pids.push(h.producer_id);
-            epochs.push(h.producer_epoch);
-            seqs.push(if h.base_sequence >= 0 {
+            c.header_offsets.push(c.header_keys.len() as i32);
+            c.pids.push(h.producer_id);
+            c.epochs.push(h.producer_epoch);
+            c.seqs.push(if h.base_sequence >= 0 {
                 ((h.base_sequence as i64 + r.offset_delta as i64) % (i32::MAX as i64 + 1)) as i32
             } else {
                 -1
             });
-            batch_bases.push(h.base_offset);
+            c.batch_bases.push(h.base_offset);
+            self.records += 1;
         }
-    }
-    if offsets.is_empty() {
-        return Err(Error::Internal("cannot encode an empty segment".into()));
-    }
-    for w in offsets.windows(2) {
-        if w[1] != w[0] + 1 {
-            return Err(Error::Internal(format!(
-                "segment offsets not consecutive: {} then {}",
-                w[0], w[1]
-            )));
+        self.cols.bytes += batch.len();
+        if self.cols.bytes >= ROW_GROUP_TARGET_BYTES {
+            self.flush_group()?;
         }
+        Ok(())
     }
-    let header_struct = StructArray::new(
-        header_fields(),
-        vec![
-            Arc::new(StringArray::from(header_keys)) as ArrayRef,
-            Arc::new(header_values.finish()) as ArrayRef,
-        ],
-        None,
-    );
-    let headers = ListArray::new(
-        Arc::new(Field::new("item", DataType::Struct(header_fields()), false)),
-        OffsetBuffer::new(header_offsets.into()),
-        Arc::new(header_struct),
-        None,
-    );
-    let min_ts = *timestamps.iter().min().unwrap_or(&-1);
-    let max_ts = *timestamps.iter().max().unwrap_or(&-1);
-    let base = offsets[0];
-    let last = *offsets.last().unwrap_or(&base);
-    let n = offsets.len();
-    let batch = RecordBatch::try_new(
-        schema(),
-        vec![
-            Arc::new(Int64Array::from(offsets)),
-            Arc::new(TimestampMillisecondArray::from(timestamps)),
-            Arc::new(Int8Array::from(ts_types)),
-            Arc::new(keys.finish()),
-            Arc::new(values.finish()),
-            Arc::new(headers),
-            Arc::new(Int64Array::from(pids)),
-            Arc::new(Int16Array::from(epochs)),
-            Arc::new(Int32Array::from(seqs)),
-            Arc::new(Int64Array::from(batch_bases)),
-        ],
-    )?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(zstd_level.clamp(1, 22)).map_err(Error::from)?,
-        ))
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build();
-    let mut writer = ArrowWriter::try_new(Vec::with_capacity(1 << 16), schema(), Some(props))?;
-    writer.write(&batch)?;
-    let data = writer.into_inner()?;
-    Ok(EncodedSegment {
-        data: Bytes::from(data),
-        base_offset: base,
-        last_offset: last,
-        records: n,
-        min_timestamp: min_ts,
-        max_timestamp: max_ts,
-    })
+
+    /// Append rows read from another segment (merging), without re-encoding record batches.
+    /// `rows` must hold whole batches.
+    pub fn push_rows(&mut self, rows: &RecordBatch) -> Result<()> {
+        if !self.cols.offsets.is_empty() {
+            self.flush_group()?;
+        }
+        if rows.schema().fields() != schema().fields() {
+            return Err(Error::Parquet("segment schema differs".into()));
+        }
+        let offsets = column::<Int64Array>(rows, "offset")?;
+        let ts = column::<TimestampMillisecondArray>(rows, "timestamp")?;
+        for i in 0..rows.num_rows() {
+            self.check_offset(offsets.value(i))?;
+            self.note_timestamp(ts.value(i));
+        }
+        self.records += rows.num_rows();
+        self.writer.write(rows)?;
+        // Cut by decoded (Arrow) size, like `push_batch`, not by the compressed size.
+        self.rows_bytes += rows.get_array_memory_size();
+        if self.rows_bytes >= ROW_GROUP_TARGET_BYTES {
+            self.writer.flush()?;
+            self.rows_bytes = 0;
+        }
+        Ok(())
+    }
+
+    fn flush_group(&mut self) -> Result<()> {
+        if self.rows_bytes > 0 {
+            self.writer.flush()?;
+            self.rows_bytes = 0;
+        }
+        if self.cols.offsets.is_empty() {
+            return Ok(());
+        }
+        let rb = self.cols.take_record_batch()?;
+        self.writer.write(&rb)?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<EncodedSegment> {
+        self.flush_group()?;
+        let Some(base) = self.base else {
+            return Err(Error::Internal("cannot encode an empty segment".into()));
+        };
+        let data = self.writer.into_inner()?;
+        Ok(EncodedSegment {
+            data: Bytes::from(data),
+            base_offset: base,
+            last_offset: self.next - 1,
+            records: self.records,
+            min_timestamp: self.min_ts,
+            max_timestamp: self.max_ts,
+        })
+    }
+}
+
+fn column<'a, T: 'static>(rb: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    rb.column_by_name(name)
+        .ok_or_else(|| Error::Parquet(format!("segment lacks column {name}")))?
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| Error::Parquet(format!("column {name} has the wrong type")))
+}
+
+/// A segment's bytes and parsed footer, with the first offset of each row group (offsets are
+/// consecutive inside a segment, so row counts locate every offset without reading data).
+#[derive(Debug, Clone)]
+pub struct SegmentIndex {
+    pub data: Bytes,
+    meta: ArrowReaderMetadata,
+    /// First offset of each row group, ascending.
+    pub group_starts: Vec<i64>,
+    /// Offset after the last record.
+    pub end: i64,
+}
+
+impl SegmentIndex {
+    /// Parse the footer of a segment whose first offset is `base`.
+    pub fn load(data: Bytes, base: i64) -> Result<SegmentIndex> {
+        let meta = ArrowReaderMetadata::load(&data, Default::default())?;
+        let mut group_starts = Vec::new();
+        let mut at = base;
+        for g in meta.metadata().row_groups() {
+            group_starts.push(at);
+            at += g.num_rows().max(0);
+        }
+        Ok(SegmentIndex {
+            data,
+            meta,
+            group_starts,
+            end: at,
+        })
+    }
+
+    /// The row group holding `offset`, if the segment holds it.
+    pub fn group_of(&self, offset: i64) -> Option<usize> {
+        if offset >= self.end || self.group_starts.is_empty() {
+            return None;
+        }
+        Some(
+            self.group_starts
+                .partition_point(|&s| s <= offset)
+                .saturating_sub(1),
+        )
+    }
+
+    /// The rows of one row group.
+    pub fn read_group(&self, group: usize) -> Result<RecordBatch> {
+        let rows = self
+            .meta
+            .metadata()
+            .row_groups()
+            .get(group)
+            .map(|g| g.num_rows().max(1) as usize)
+            .ok_or_else(|| Error::Parquet(format!("no row group {group}")))?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.data.clone(),
+            self.meta.clone(),
+        )
+        .with_row_groups(vec![group])
+        .with_batch_size(rows)
+        .build()?;
+        let mut out = None;
+        for rb in reader {
+            let rb = rb?;
+            out = Some(match out {
+                None => rb,
+                Some(prev) => arrow::compute::concat_batches(&schema(), [&prev, &rb])?,
+            });
+        }
+        out.ok_or_else(|| Error::Parquet(format!("row group {group} is empty")))
+    }
+
+    /// Decode one row group into servable batches (see [`decode_rows`]).
+    pub fn decode_group(&self, group: usize) -> Result<Vec<StoredBatch>> {
+        let mut out = Vec::new();
+        let mut cur = None;
+        decode_rows(&self.read_group(group)?, &mut cur, &mut out)?;
+        finish_batch(cur, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn groups(&self) -> usize {
+        self.group_starts.len()
+    }
+
+    /// The idempotent-producer fields of every batch, read from the five small columns only
+    /// (keys and values are never decoded). Batches without a producer id are skipped.
+    pub fn producer_batches(&self) -> Result<Vec<ProducerBatch>> {
+        let names = [
+            "offset",
+            "producer_id",
+            "producer_epoch",
+            "sequence",
+            "batch_base_offset",
+        ];
+        let mask =
+            ProjectionMask::columns(self.meta.metadata().file_metadata().schema_descr(), names);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.data.clone(),
+            self.meta.clone(),
+        )
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
+        let mut out: Vec<ProducerBatch> = Vec::new();
+        for rb in reader {
+            let rb = rb?;
+            let offsets = column::<Int64Array>(&rb, "offset")?;
+            let pids = column::<Int64Array>(&rb, "producer_id")?;
+            let epochs = column::<Int16Array>(&rb, "producer_epoch")?;
+            let seqs = column::<Int32Array>(&rb, "sequence")?;
+            let bases = column::<Int64Array>(&rb, "batch_base_offset")?;
+            for i in 0..rb.num_rows() {
+                if pids.value(i) < 0 || seqs.value(i) < 0 {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some(b) if b.base == bases.value(i) => {
+                        b.last = offsets.value(i);
+                        b.last_seq = seqs.value(i);
+                    }
+                    _ => out.push(ProducerBatch {
+                        producer_id: pids.value(i),
+                        producer_epoch: epochs.value(i),
+                        first_seq: seqs.value(i),
+                        last_seq: seqs.value(i),
+                        base: bases.value(i),
+                        last: offsets.value(i),
+                    }),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Producer fields of one stored batch (idempotence state rebuilt at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base: i64,
+    pub last: i64,
+}
+
+/// Read a segment's rows one row group at a time.
+pub fn for_each_row_group(data: Bytes, mut f: impl FnMut(RecordBatch) -> Result<()>) -> Result<()> {
+    let index = SegmentIndex::load(data, 0)?;
+    for g in 0..index.groups() {
+        f(index.read_group(g)?)?;
+    }
+    Ok(())
 }
 
 /// One record batch rebuilt from a segment, ready to be served.
@@ -216,62 +498,78 @@ pub struct StoredBatch {
     pub bytes: Bytes,
 }
 
-/// Decode a segment and re-encode its rows as record batches with their original boundaries.
+/// Decode a whole segment and re-encode its rows as record batches with their original
+/// boundaries, a row group at a time.
 pub fn decode_segment(data: Bytes) -> Result<Vec<StoredBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)?
-        .with_batch_size(64 * 1024)
-        .build()?;
     let mut out: Vec<StoredBatch> = Vec::new();
-    let mut cur: Option<(BatchMeta, Vec<OwnedRecord>)> = None;
-    let flush = |cur: &mut Option<(BatchMeta, Vec<OwnedRecord>)>,
-                 out: &mut Vec<StoredBatch>|
-     -> Result<()> {
-        if let Some((meta, recs)) = cur.take() {
-            let bytes = encode_batch(&meta, &recs, Codec::None, 0)?;
-            out.push(StoredBatch {
-                base_offset: meta.base_offset,
-                last_offset: recs.last().map_or(meta.base_offset, |r| r.offset),
-                max_timestamp: recs.iter().map(|r| r.timestamp).max().unwrap_or(-1),
-                bytes: Bytes::from(bytes),
-            });
-        }
-        Ok(())
-    };
-    for rb in reader {
-        let rb = rb?;
-        let col = |name: &str| -> Result<&ArrayRef> {
-            rb.column_by_name(name)
-                .ok_or_else(|| Error::Parquet(format!("segment lacks column {name}")))
-        };
-        fn cast<'a, T: 'static>(a: &'a ArrayRef, name: &str) -> Result<&'a T> {
-            a.as_any()
-                .downcast_ref::<T>()
-                .ok_or_else(|| Error::Parquet(format!("column {name} has the wrong type")))
-        }
-        let offsets = cast::<Int64Array>(col("offset")?, "offset")?;
-        let ts = cast::<TimestampMillisecondArray>(col("timestamp")?, "timestamp")?;
-        let ts_type = cast::<Int8Array>(col("timestamp_type")?, "timestamp_type")?;
-        let keys = cast::<BinaryArray>(col("key")?, "key")?;
-        let values = cast::<BinaryArray>(col("value")?, "value")?;
-        let headers = cast::<ListArray>(col("headers")?, "headers")?;
-        let pids = cast::<Int64Array>(col("producer_id")?, "producer_id")?;
-        let epochs = cast::<Int16Array>(col("producer_epoch")?, "producer_epoch")?;
-        let seqs = cast::<Int32Array>(col("sequence")?, "sequence")?;
-        let bases = cast::<Int64Array>(col("batch_base_offset")?, "batch_base_offset")?;
+    let mut cur: Option<BatchBuilder> = None;
+    for_each_row_group(data, |rb| decode_rows(&rb, &mut cur, &mut out))?;
+    finish_batch(cur, &mut out)?;
+    Ok(out)
+}
+
+fn finish_batch(cur: Option<BatchBuilder>, out: &mut Vec<StoredBatch>) -> Result<()> {
+    if let Some(b) = cur {
+        let (base, last, max_ts) = (b.base_offset(), b.last_offset(), b.max_timestamp());
+        out.push(StoredBatch {
+            base_offset: base,
+            last_offset: last,
+            max_timestamp: max_ts,
+            bytes: Bytes::from(b.finish(Codec::None, 0)?),
+        });
+    }
+    Ok(())
+}
+
+/// Append rows to record batches: `cur` is the batch being built (rows of one batch are
+/// contiguous, carried across calls), finished batches go to `out`. Each record is written
+/// straight into its batch.
+fn decode_rows(
+    rb: &RecordBatch,
+    cur: &mut Option<BatchBuilder>,
+    out: &mut Vec<StoredBatch>,
+) -> Result<()> {
+    {
+        let offsets = column::<Int64Array>(rb, "offset")?;
+        let ts = column::<TimestampMillisecondArray>(rb, "timestamp")?;
+        let ts_type = column::<Int8Array>(rb, "timestamp_type")?;
+        let keys = column::<BinaryArray>(rb, "key")?;
+        let values = column::<BinaryArray>(rb, "value")?;
+        let headers = column::<ListArray>(rb, "headers")?;
+        let pids = column::<Int64Array>(rb, "producer_id")?;
+        let epochs = column::<Int16Array>(rb, "producer_epoch")?;
+        let seqs = column::<Int32Array>(rb, "sequence")?;
+        let bases = column::<Int64Array>(rb, "batch_base_offset")?;
         let hstruct = headers
             .values()
             .as_any()
             .downcast_ref::<StructArray>()
             .ok_or_else(|| Error::Parquet("headers are not a struct list".into()))?;
-        let hkeys = cast::<StringArray>(hstruct.column(0), "headers.key")?;
-        let hvals = cast::<BinaryArray>(hstruct.column(1), "headers.value")?;
+        let hkeys = hstruct
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::Parquet("header keys are not strings".into()))?;
+        let hvals = hstruct
+            .column(1)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| Error::Parquet("header values are not binary".into()))?;
         let hoffs = headers.value_offsets();
+        fn opt(a: &BinaryArray, i: usize) -> Option<&[u8]> {
+            (!a.is_null(i)).then(|| a.value(i))
+        }
+        // Rows per batch are contiguous; size the first builder of each run from the row group.
+        let avg_row = values.value_data().len() / rb.num_rows().max(1) + 16;
         for i in 0..rb.num_rows() {
             let base = bases.value(i);
-            let same = cur.as_ref().is_some_and(|(m, _)| m.base_offset == base);
-            if !same {
-                flush(&mut cur, &mut out)?;
-                cur = Some((
+            if cur.as_ref().is_none_or(|b| b.base_offset() != base) {
+                finish_batch(cur.take(), out)?;
+                let rows = bases.values()[i..]
+                    .iter()
+                    .take_while(|&&b| b == base)
+                    .count();
+                *cur = Some(BatchBuilder::new(
                     BatchMeta {
                         base_offset: base,
                         timestamp_type: ts_type.value(i),
@@ -280,44 +578,29 @@ pub fn decode_segment(data: Bytes) -> Result<Vec<StoredBatch>> {
                         base_sequence: seqs.value(i),
                         partition_leader_epoch: 0,
                     },
-                    Vec::new(),
+                    ts.value(i),
+                    rows * avg_row,
                 ));
             }
-            let opt = |a: &BinaryArray, i: usize| {
-                if a.is_null(i) {
-                    None
-                } else {
-                    Some(Bytes::copy_from_slice(a.value(i)))
-                }
-            };
             let (hs, he) = (hoffs[i] as usize, hoffs[i + 1] as usize);
-            let hdrs = (hs..he)
-                .map(|j| {
-                    (
-                        Bytes::copy_from_slice(hkeys.value(j).as_bytes()),
-                        opt(hvals, j),
-                    )
-                })
-                .collect();
-            if let Some((_, recs)) = cur.as_mut() {
-                recs.push(OwnedRecord {
-                    offset: offsets.value(i),
-                    timestamp: ts.value(i),
-                    key: opt(keys, i),
-                    value: opt(values, i),
-                    headers: hdrs,
-                });
+            if let Some(b) = cur.as_mut() {
+                b.push(
+                    offsets.value(i),
+                    ts.value(i),
+                    opt(keys, i),
+                    opt(values, i),
+                    (hs..he).map(|j| (hkeys.value(j).as_bytes(), opt(hvals, j))),
+                );
             }
         }
     }
-    flush(&mut cur, &mut out)?;
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::records::{self, set_base_offset};
+    use crate::protocol::records::{self, encode_batch, set_base_offset};
 
     fn batch_at(base: i64, n: usize, codec: Codec) -> Bytes {
         let recs = records::tests::sample_records(n, 1_000);
