@@ -93,12 +93,15 @@ heraclitus_suite() { # label dsn
 want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 want local && heraclitus_suite "heraclitus local" "$WORK/data"
 want memory && heraclitus_suite "heraclitus memory" "memory://"
-if want s3 && command -v moto_server >/dev/null; then
-  SP=$((PORT + 10)); moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!
+SP=$((PORT + 10)); MOTO=
+if (want s3 || want tansu-s3) && command -v moto_server >/dev/null; then
+  moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!
   sleep 2; curl -s -X PUT "http://127.0.0.1:$SP/bench" > /dev/null
+  curl -s -X PUT "http://127.0.0.1:$SP/tansu" > /dev/null
+fi
+if want s3 && [ -n "$MOTO" ]; then
   AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
     heraclitus_suite "heraclitus s3 (moto)" "s3://bench/h"
-  kill $MOTO 2>/dev/null
 fi
 if want scale; then
   # 10,000 partitions and 1,000 idle connections (each past ApiVersions), then 1 KiB records
@@ -126,7 +129,17 @@ elif [ -n "$TANSU" ]; then
     produce "[tansu memory] produce 100B acks=1" t100 100 "$N_SMALL" 1 none
     consume "[tansu memory] consume 1KiB" t1k "$N"
     stop_broker; }
+  if want tansu-s3 && [ -n "$MOTO" ]; then
+    export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 \
+      AWS_ENDPOINT=http://127.0.0.1:$SP AWS_ENDPOINT_URL=http://127.0.0.1:$SP AWS_ALLOW_HTTP=true
+    start_tansu s3://tansu/ && {
+      produce "[tansu s3 (moto)] produce 1KiB acks=all" t1k 1024 "$N" -1 none
+      consume "[tansu s3 (moto)] consume 1KiB" t1k "$N"
+      stop_broker; }
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_ENDPOINT AWS_ENDPOINT_URL AWS_ALLOW_HTTP
+  fi
 else
   echo "(tansu not found: set TANSU_BIN to compare with Tansu 0.6)" | tee -a "$OUT"
 fi
+[ -n "$MOTO" ] && kill "$MOTO" 2>/dev/null
 echo; echo "results in $OUT"
