@@ -80,8 +80,14 @@ heraclitus_suite() { # label dsn
   produce "[$label] produce 1KiB acks=all" t1k 1024 "$N" -1 none
   produce "[$label] produce 1KiB acks=1 lz4" t1klz4 1024 "$N" 1 lz4
   produce "[$label] produce 100B acks=1" t100 100 "$N_SMALL" 1 none
-  consume "[$label] consume 1KiB hot tail" t1k "$N"
+  consume "[$label] consume 1KiB after produce" t1k "$N"
   latency "[$label] latency 1000 msg/s acks=all"
+  stop_broker
+  # The hot tail proper: a budget that holds the whole topic, so every fetch is served from
+  # the batches kept as produced (peak RSS then includes that budget).
+  start_heraclitus "$dsn" HERACLITUS_STORAGE__HOT_TAIL_BYTES=$((N * 1100 + (64 << 20))) || return
+  produce "[$label] (hot tail sized to the topic) produce" thot 1024 "$N" 1 none
+  consume "[$label] consume 1KiB from the hot tail" thot "$N"
   stop_broker
   if [ "$dsn" != memory:// ]; then
     start_heraclitus "$dsn" || return

@@ -70,7 +70,7 @@ pub struct BatchingSettings {
     pub max_batch_size: usize,
     /// Flush a partition's buffer once it holds this many records.
     pub max_batch_messages: usize,
-    /// Flush a partition's buffer once its oldest record waited this long (ms).
+    /// Flush a partition's buffer once this long (ms) passed since its previous flush started.
     pub flush_interval_ms: u64,
 }
 
@@ -204,7 +204,7 @@ impl Default for BatchingSettings {
         BatchingSettings {
             max_batch_size: 8 * 1024 * 1024,
             max_batch_messages: 100_000,
-            flush_interval_ms: 2,
+            flush_interval_ms: 1,
         }
     }
 }

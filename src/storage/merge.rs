@@ -23,7 +23,7 @@ pub async fn merge_segments(
     };
     // Inputs are fetched and copied row group by row group into the merged segment (rows are
     // not re-encoded as record batches), so memory holds one compressed input at a time.
-    let mut enc = Some(SegmentEncoder::new(zstd_level)?);
+    let mut enc = Some(SegmentEncoder::new(Some(zstd_level))?);
     for s in inputs {
         let data = storage.get(&s.path).await?;
         let mut e = enc

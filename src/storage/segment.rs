@@ -13,8 +13,9 @@
 //! | `sequence` | int32 |
 //! | `batch_base_offset` | int64 (rebuilds the original batch boundaries) |
 //!
-//! Pages are zstd-compressed. Encoding and decoding are plain CPU functions: callers run them
-//! with `spawn_blocking`, never on an actor's event loop.
+//! Row groups hold whole batches, about [`ROW_GROUP_TARGET_BYTES`] each. Pages are
+//! zstd-compressed, except in flushes under [`COMPRESS_FROM_BYTES`]. Encoding and decoding are
+//! plain CPU functions: callers run them with `spawn_blocking`, never on an actor's event loop.
 
 use crate::error::{Error, Result};
 use crate::protocol::compression::Codec;
@@ -91,9 +92,16 @@ pub struct EncodedSegment {
 /// segment is encoded, merged and decoded a few MiB at a time, never all at once.
 pub const ROW_GROUP_TARGET_BYTES: usize = 4 << 20;
 
+/// Flushes smaller than this are written without page compression: compressing a few records
+/// costs more time (compressor set-up per column) than it saves bytes, and it sits on the
+/// produce latency path. Merging rewrites such segments compressed.
+pub const COMPRESS_FROM_BYTES: usize = 64 * 1024;
+
 /// Encode consecutive batches (base offsets already assigned) as one Parquet segment.
 pub fn encode_segment(batches: &[Bytes], zstd_level: i32) -> Result<EncodedSegment> {
-    let mut enc = SegmentEncoder::new(zstd_level)?;
+    let total: usize = batches.iter().map(|b| b.len()).sum();
+    let level = (total >= COMPRESS_FROM_BYTES).then_some(zstd_level);
+    let mut enc = SegmentEncoder::new(level)?;
     for b in batches {
         enc.push_batch(b)?;
     }
@@ -173,11 +181,14 @@ pub struct SegmentEncoder {
 }
 
 impl SegmentEncoder {
-    pub fn new(zstd_level: i32) -> Result<SegmentEncoder> {
+    /// A new segment; pages are zstd-compressed at `zstd_level` (`None`: not compressed).
+    pub fn new(zstd_level: Option<i32>) -> Result<SegmentEncoder> {
+        let compression = match zstd_level {
+            None => Compression::UNCOMPRESSED,
+            Some(l) => Compression::ZSTD(ZstdLevel::try_new(l.clamp(1, 22)).map_err(Error::from)?),
+        };
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(zstd_level.clamp(1, 22)).map_err(Error::from)?,
-            ))
+            .set_compression(compression)
             // Row groups are cut by `ROW_GROUP_TARGET_BYTES`, at batch boundaries only.
             .set_max_row_group_row_count(Some(i32::MAX as usize))
             .build();

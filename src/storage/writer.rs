@@ -2,7 +2,9 @@
 //!
 //! PartitionLeaders send it their appended batches over one ordered, bounded channel. It buffers
 //! per partition and flushes a partition when its buffer reaches `max_batch_size` bytes or
-//! `max_batch_messages` records, or when its oldest batch has waited `flush_interval_ms`.
+//! `max_batch_messages` records, or otherwise as soon as `flush_interval_ms` has passed since
+//! its previous flush started: a quiet partition flushes an append at once (low latency), a busy
+//! one at most once per interval (bounded segment rate).
 //! At most one flush per partition is in flight; what arrives meanwhile accumulates for the
 //! next one (group commit). A flush encodes Parquet on the blocking pool, writes the segment
 //! with `PutMode::Create`, and only then reports [`WriterEvent::Durable`] to the leader. A failed
@@ -85,7 +87,8 @@ struct PartitionBuffer {
     last: i64,
     bytes: usize,
     messages: usize,
-    oldest: Option<Instant>,
+    /// When the previous flush started.
+    last_flush: Option<Instant>,
     in_flight: bool,
     timer_armed: bool,
     failed: bool,
@@ -136,7 +139,6 @@ impl SegmentWriter {
                 }
                 if p.batches.is_empty() {
                     p.first = base;
-                    p.oldest = Some(Instant::now());
                 } else if base != p.last + 1 {
                     tracing::error!("{tp}: append {base} does not follow {}", p.last);
                 }
@@ -175,9 +177,8 @@ impl SegmentWriter {
             return;
         }
         let due = p
-            .oldest
-            .map(|t| t.elapsed() >= self.cfg.flush_interval)
-            .unwrap_or(false);
+            .last_flush
+            .is_none_or(|t| t.elapsed() >= self.cfg.flush_interval);
         if due
             || p.bytes >= self.cfg.max_batch_bytes
             || p.messages >= self.cfg.max_batch_messages
@@ -189,7 +190,7 @@ impl SegmentWriter {
             let wait = self
                 .cfg
                 .flush_interval
-                .saturating_sub(p.oldest.map(|t| t.elapsed()).unwrap_or_default());
+                .saturating_sub(p.last_flush.map(|t| t.elapsed()).unwrap_or_default());
             ctx.run_later(wait, move |act, ctx| {
                 if let Some(p) = act.parts.get_mut(&tp) {
                     p.timer_armed = false;
@@ -213,7 +214,7 @@ impl SegmentWriter {
         let (first, last) = (p.first, p.last);
         p.bytes = 0;
         p.messages = 0;
-        p.oldest = None;
+        p.last_flush = Some(Instant::now());
         p.in_flight = true;
         let storage = self.storage.clone();
         let level = self.cfg.zstd_level;
@@ -273,7 +274,6 @@ impl SegmentWriter {
                         p.batches.clear();
                         p.bytes = 0;
                         p.messages = 0;
-                        p.oldest = None;
                     }
                     leader.do_send(WriterEvent::Failed {
                         from: first,
