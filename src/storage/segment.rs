@@ -30,8 +30,9 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use std::sync::{Arc, OnceLock};
 
 /// Cap on a single batch's decompressed size while re-reading our own accepted batches.
@@ -187,11 +188,22 @@ impl SegmentEncoder {
             None => Compression::UNCOMPRESSED,
             Some(l) => Compression::ZSTD(ZstdLevel::try_new(l.clamp(1, 22)).map_err(Error::from)?),
         };
-        let props = WriterProperties::builder()
+        let col = |path: &[&str]| ColumnPath::new(path.iter().map(|s| s.to_string()).collect());
+        let mut props = WriterProperties::builder()
             .set_compression(compression)
             // Row groups are cut by `ROW_GROUP_TARGET_BYTES`, at batch boundaries only.
             .set_max_row_group_row_count(Some(i32::MAX as usize))
-            .build();
+            // Dictionaries only where values repeat (keys, header names): for payloads and
+            // offsets they cost a hash per row (measured: ~17% of the broker's CPU producing
+            // 100 B records) and rarely pay off.
+            .set_dictionary_enabled(false)
+            .set_column_dictionary_enabled(col(&["key"]), true)
+            .set_column_dictionary_enabled(col(&["headers", "list", "item", "key"]), true);
+        // Offsets and timestamps climb steadily: delta encoding stores them in a few bits.
+        for name in ["offset", "timestamp", "batch_base_offset", "sequence"] {
+            props = props.set_column_encoding(col(&[name]), Encoding::DELTA_BINARY_PACKED);
+        }
+        let props = props.build();
         Ok(SegmentEncoder {
             writer: ArrowWriter::try_new(Vec::with_capacity(1 << 16), schema(), Some(props))?,
             cols: Columns::default(),
@@ -650,5 +662,91 @@ mod tests {
     #[test]
     fn garbage_segment_is_an_error() {
         assert!(decode_segment(Bytes::from_static(b"not parquet")).is_err());
+    }
+
+    fn producer_batch(base: i64, n: usize, pid: i64, seq: i32) -> Bytes {
+        let recs = records::tests::sample_records(n, 1_000);
+        let mut m = records::tests::meta();
+        m.producer_id = pid;
+        m.producer_epoch = 2;
+        m.base_sequence = seq;
+        let mut b = encode_batch(&m, &recs, Codec::None, 1).unwrap();
+        set_base_offset(&mut b, base);
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn producer_batches_come_from_the_small_columns() {
+        let batches = vec![
+            producer_batch(10, 3, 7, 0),
+            producer_batch(13, 2, -1, -1),
+            // Sequences wrap after i32::MAX.
+            producer_batch(15, 3, 8, i32::MAX - 1),
+        ];
+        let seg = encode_segment(&batches, 1).unwrap();
+        let index = SegmentIndex::load(seg.data, 10).unwrap();
+        assert_eq!((index.group_starts.clone(), index.end), (vec![10], 18));
+        let got = index.producer_batches().unwrap();
+        let want = vec![
+            ProducerBatch {
+                producer_id: 7,
+                producer_epoch: 2,
+                first_seq: 0,
+                last_seq: 2,
+                base: 10,
+                last: 12,
+            },
+            ProducerBatch {
+                producer_id: 8,
+                producer_epoch: 2,
+                first_seq: i32::MAX - 1,
+                last_seq: 0,
+                base: 15,
+                last: 17,
+            },
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn large_flushes_are_cut_into_row_groups_of_whole_batches() {
+        // 12 batches of ~1 MiB: row groups close at 4 MiB, on batch boundaries.
+        let batches: Vec<Bytes> = (0..12)
+            .map(|k| {
+                let recs: Vec<records::OwnedRecord> = (0..1000)
+                    .map(|i| records::OwnedRecord {
+                        offset: i,
+                        timestamp: 5,
+                        key: None,
+                        value: Some(Bytes::from(vec![(i % 200) as u8; 1000])),
+                        headers: vec![],
+                    })
+                    .collect();
+                let mut b = encode_batch(&records::tests::meta(), &recs, Codec::None, 1).unwrap();
+                set_base_offset(&mut b, k * 1000);
+                Bytes::from(b)
+            })
+            .collect();
+        let seg = encode_segment(&batches, 1).unwrap();
+        let index = SegmentIndex::load(seg.data.clone(), 0).unwrap();
+        assert_eq!(index.group_starts, vec![0, 5000, 10000]);
+        assert_eq!(index.group_of(4999), Some(0));
+        assert_eq!(index.group_of(5000), Some(1));
+        assert_eq!(index.group_of(12000), None);
+        let g1 = index.decode_group(1).unwrap();
+        assert_eq!(g1.len(), 5);
+        assert_eq!((g1[0].base_offset, g1[4].last_offset), (5000, 9999));
+        // Merging copies rows (and keeps row groups bounded); the result decodes the same.
+        let mut merged = SegmentEncoder::new(Some(1)).unwrap();
+        for_each_row_group(seg.data.clone(), |rows| merged.push_rows(&rows)).unwrap();
+        let merged = merged.finish().unwrap();
+        assert_eq!(
+            (merged.base_offset, merged.last_offset, merged.records),
+            (0, 11999, 12000)
+        );
+        let a = decode_segment(seg.data).unwrap();
+        let b = decode_segment(merged.data).unwrap();
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
     }
 }
