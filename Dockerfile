@@ -11,6 +11,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY vendor ./vendor
 COPY .cargo ./.cargo
 COPY src ./src
+# The manifest declares the criterion bench; cargo wants its file even for `--bin`.
+COPY benches ./benches
 RUN CARGO_PROFILE_RELEASE_DEBUG=0 cargo build --release --offline --locked --bin heraclitus
 
 FROM ${RUNTIME_IMAGE}

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CTX=$(mktemp -d /var/tmp/heraclitus-docker-ctx.XXXXXX)
 trap 'rm -rf "$CTX"' EXIT
-cp -r Cargo.toml Cargo.lock src heraclitus.yaml Dockerfile "$CTX/"
+cp -r Cargo.toml Cargo.lock src benches heraclitus.yaml Dockerfile "$CTX/"
 mkdir -p "$CTX/.cargo"
 cargo vendor --locked --quiet "$CTX/vendor" > /dev/null
 # Inside the image the vendored crates sit beside .cargo (relative to /src).

@@ -336,3 +336,57 @@ fn topic_create_and_delete() {
     };
     assert_eq!(md.topics[0].error_code, 3, "deleted topic is unknown");
 }
+
+/// A client pipelining more request bytes than `max_in_flight_bytes_per_connection` is slowed
+/// down (the broker stops reading), never refused: every produce is answered, in order, and
+/// the offsets are dense.
+#[test]
+fn pipelined_produces_beyond_the_in_flight_byte_budget_are_answered_in_order() {
+    let mut s = settings("memory://");
+    s.max_in_flight_bytes_per_connection = 8 * 1024;
+    let b = TestBroker::start(s);
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("budget", &[]);
+    let value = vec![7u8; 3000];
+    let n = 60;
+    let mut frames = Vec::new();
+    for i in 0..n {
+        let mut pd = PartitionProduceData::default();
+        pd.index = 0;
+        pd.records = Some(batch(&[&value[..]]));
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(StrBytes::from_static_str("budget"));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 10_000;
+        req.topic_data = vec![td];
+        frames.extend(encode_request(
+            ApiKey::Produce,
+            9,
+            1000 + i,
+            &RequestKind::Produce(req),
+        ));
+    }
+    // ~180 KiB of requests written at once: far over the 8 KiB budget.
+    raw.send_bytes(&frames);
+    for i in 0..n {
+        let mut body = raw.read_frame().expect("a response for every request");
+        let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+            &mut body,
+            ApiKey::Produce.response_header_version(9),
+        )
+        .unwrap();
+        assert_eq!(
+            header.correlation_id,
+            1000 + i,
+            "responses in request order"
+        );
+        let ResponseKind::Produce(r) = ResponseKind::decode(ApiKey::Produce, &mut body, 9).unwrap()
+        else {
+            panic!()
+        };
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, i as i64));
+    }
+}
