@@ -339,21 +339,46 @@ fn topic_create_and_delete() {
 
 /// A client pipelining more request bytes than `max_in_flight_bytes_per_connection` is slowed
 /// down (the broker stops reading), never refused: every produce is answered, in order, and
-/// the offsets are dense.
+/// offsets follow the request order even though compressed batches (validated on the blocking
+/// pool, slower) alternate with uncompressed ones.
 #[test]
 fn pipelined_produces_beyond_the_in_flight_byte_budget_are_answered_in_order() {
+    use heraclitus::protocol::compression::Codec;
+    use heraclitus::protocol::records::{encode_batch, BatchMeta, OwnedRecord};
     let mut s = settings("memory://");
-    s.max_in_flight_bytes_per_connection = 8 * 1024;
+    s.max_in_flight_bytes_per_connection = 64 * 1024;
     let b = TestBroker::start(s);
     let mut raw = Raw::connect(b.kafka);
     raw.create_topic("budget", &[]);
     let value = vec![7u8; 3000];
+    let zstd_batch = || {
+        let rec = OwnedRecord {
+            offset: 0,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(bytes::Bytes::from(vec![b'z'; 512 * 1024])),
+            headers: vec![],
+        };
+        let meta = BatchMeta {
+            base_offset: 0,
+            timestamp_type: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            partition_leader_epoch: 0,
+        };
+        bytes::Bytes::from(encode_batch(&meta, &[rec], Codec::Zstd, 3).unwrap())
+    };
     let n = 60;
     let mut frames = Vec::new();
     for i in 0..n {
         let mut pd = PartitionProduceData::default();
         pd.index = 0;
-        pd.records = Some(batch(&[&value[..]]));
+        pd.records = Some(if i % 2 == 0 {
+            zstd_batch()
+        } else {
+            batch(&[&value[..]])
+        });
         let mut td = TopicProduceData::default();
         td.name = TopicName(StrBytes::from_static_str("budget"));
         td.partition_data = vec![pd];
@@ -368,7 +393,7 @@ fn pipelined_produces_beyond_the_in_flight_byte_budget_are_answered_in_order() {
             &RequestKind::Produce(req),
         ));
     }
-    // ~180 KiB of requests written at once: far over the 8 KiB budget.
+    // ~90 KiB of uncompressed requests plus 30 small zstd ones, written at once.
     raw.send_bytes(&frames);
     for i in 0..n {
         let mut body = raw.read_frame().expect("a response for every request");

@@ -117,6 +117,48 @@ pub struct RequestCtx {
     pub version: i16,
     /// The client's address (DescribeGroups reports it as the member's host).
     pub peer: SocketAddr,
+    /// For Produce: keeps appends in the connection's request order (see [`ProduceGate`]).
+    pub produce_gate: std::sync::Mutex<Option<ProduceGate>>,
+}
+
+/// Orders the appends of pipelined Produce requests on one connection.
+///
+/// Requests run concurrently (validation and decompression happen in parallel, on the blocking
+/// pool), but Kafka assigns offsets in the order a connection sent its requests: a producer
+/// with several requests in flight relies on it. Each Produce waits for the previous one on
+/// its connection to have queued its appends before queueing its own; dropping a gate (a
+/// request that failed early) releases the next one.
+pub struct ProduceGate {
+    prev: Option<tokio::sync::oneshot::Receiver<()>>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ProduceGate {
+    /// A gate after `prev` (the previous Produce's), and the receiver the next one waits on.
+    pub fn chain(
+        prev: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> (ProduceGate, tokio::sync::oneshot::Receiver<()>) {
+        let (done, next) = tokio::sync::oneshot::channel();
+        (ProduceGate { prev, done }, next)
+    }
+
+    /// Wait until the previous Produce queued its appends (or ended).
+    pub async fn wait_turn(&mut self) {
+        if let Some(prev) = self.prev.take() {
+            let _ = prev.await;
+        }
+    }
+
+    /// This request's appends are queued: let the next one go.
+    pub fn release(self) {
+        let _ = self.done.send(());
+    }
+}
+
+impl RequestCtx {
+    pub fn take_produce_gate(&self) -> Option<ProduceGate> {
+        self.produce_gate.lock().ok().and_then(|mut g| g.take())
+    }
 }
 
 impl RequestCtx {
@@ -130,7 +172,12 @@ impl RequestCtx {
 }
 
 /// Decode, handle and encode one request frame.
-pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) -> Outcome {
+pub async fn dispatch(
+    broker: Arc<Broker>,
+    frame: BytesMut,
+    peer: SocketAddr,
+    produce_gate: Option<ProduceGate>,
+) -> Outcome {
     // The frame codec guarantees at least 8 bytes (key, version, correlation id).
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -176,6 +223,7 @@ pub async fn dispatch(broker: Arc<Broker>, frame: BytesMut, peer: SocketAddr) ->
         header,
         version,
         peer,
+        produce_gate: std::sync::Mutex::new(produce_gate),
     };
     let fut = std::panic::AssertUnwindSafe(handle(&ctx, request)).catch_unwind();
     let result = fut.await;

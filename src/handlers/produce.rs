@@ -1,9 +1,11 @@
 //! Produce (v3–11; v0–2 close the connection, see `SUPPORTED`). Each partition's batch is
 //! validated (magic 2, lengths, CRC-32C, codec, record count and deltas, decompression capped),
 //! appended by its PartitionLeader, and answered only once durable (acks 1/-1). acks=0 gets no
-//! response at all.
+//! response at all. Pipelined Produce requests of one connection are validated in parallel but
+//! append in request order (`ProduceGate`), so offsets follow the order the client sent them.
 
 use super::{err_msg, RequestCtx};
+use crate::broker::Topic;
 use crate::error::{code, Error, Result};
 use crate::log::leader::Append;
 use crate::log::partition::AppendResult;
@@ -12,6 +14,7 @@ use crate::protocol::records::{recompress, validate_produce, BatchHeader, Valida
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Cap on a produced batch's decompressed size relative to the largest accepted batch:
@@ -43,7 +46,8 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     let broker = ctx.broker.clone();
     let acks = req.acks;
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
-    let mut jobs = Vec::new();
+    // Phase 1, concurrently: validate (and recompress) every partition's batch.
+    let mut prepared = Vec::new();
     for t in req.topic_data.iter_mut() {
         let name = t.name.as_str().to_string();
         let topic = broker.topic(&name);
@@ -54,13 +58,13 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
             let records = p.records.take();
             let idx = p.index;
             let broker = broker.clone();
-            jobs.push(async move {
-                let res: Result<AppendResult> = async {
+            prepared.push(async move {
+                let res: Result<(Arc<Topic>, ValidatedBatch)> = async {
                     if !matches!(acks, -1..=1) {
                         return Err(Error::InvalidRequiredAcks(acks));
                     }
                     let topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
-                    let part = topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
+                    topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
                     let max = topic
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
@@ -78,40 +82,64 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                             .map_err(|e| Error::Internal(e.to_string()))??;
                         }
                     }
-                    let (len, count) = (
-                        batch.bytes.len() as u64,
-                        batch.header.record_count.max(0) as u64,
-                    );
-                    let send = part.addr.send(Append {
-                        batch,
-                        wait_durable: acks != 0,
-                    });
-                    let res =
-                        match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send)
-                            .await
-                        {
-                            Err(_) => Err(Error::Timeout),
-                            Ok(Err(_mailbox)) => Err(Error::NotLeader),
-                            Ok(Ok(r)) => r,
-                        };
-                    if res.is_ok() {
-                        broker
-                            .metrics
-                            .bytes_in
-                            .with_label_values(&[topic.name.as_str()])
-                            .inc_by(len);
-                        broker
-                            .metrics
-                            .records_in
-                            .with_label_values(&[topic.name.as_str()])
-                            .inc_by(count);
-                    }
-                    res
+                    Ok((topic, batch))
                 }
                 .await;
                 (idx, res)
             });
         }
+    }
+    let prepared = futures::future::join_all(prepared).await;
+    // Phase 2, in the connection's request order: queue the appends with the leaders.
+    let mut gate = ctx.take_produce_gate();
+    if let Some(g) = gate.as_mut() {
+        g.wait_turn().await;
+    }
+    let mut jobs = Vec::with_capacity(prepared.len());
+    for (idx, res) in prepared {
+        // `send` queues the message in the leader's mailbox now; awaiting comes later.
+        let queued = res.and_then(|(topic, batch)| {
+            let part = topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
+            let (len, count) = (
+                batch.bytes.len() as u64,
+                batch.header.record_count.max(0) as u64,
+            );
+            let send = part.addr.send(Append {
+                batch,
+                wait_durable: acks != 0,
+            });
+            Ok((topic, len, count, send))
+        });
+        let broker = broker.clone();
+        jobs.push(async move {
+            let res: Result<AppendResult> = async {
+                let (topic, len, count, send) = queued?;
+                let res =
+                    match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send).await {
+                        Err(_) => Err(Error::Timeout),
+                        Ok(Err(_mailbox)) => Err(Error::NotLeader),
+                        Ok(Ok(r)) => r,
+                    };
+                if res.is_ok() {
+                    broker
+                        .metrics
+                        .bytes_in
+                        .with_label_values(&[topic.name.as_str()])
+                        .inc_by(len);
+                    broker
+                        .metrics
+                        .records_in
+                        .with_label_values(&[topic.name.as_str()])
+                        .inc_by(count);
+                }
+                res
+            }
+            .await;
+            (idx, res)
+        });
+    }
+    if let Some(g) = gate {
+        g.release();
     }
     let results = futures::future::join_all(jobs).await;
     if acks == 0 {

@@ -12,7 +12,9 @@
 use super::listener::ConnStats;
 use crate::auth::session::{SaslSession, Step};
 use crate::broker::Broker;
-use crate::handlers::{dispatch, encode_response, sasl_authenticate, sasl_handshake, Outcome};
+use crate::handlers::{
+    dispatch, encode_response, sasl_authenticate, sasl_handshake, Outcome, ProduceGate,
+};
 use crate::protocol::frame::{FrameCodec, FrameError, FrameLimits};
 use actix::prelude::*;
 use bytes::{Buf, Bytes, BytesMut};
@@ -43,6 +45,8 @@ pub struct Connection {
     /// Request bytes in flight, in KiB permits (released when the request is answered).
     in_flight_kib: Arc<Semaphore>,
     budget_kib: u32,
+    /// Released once the latest Produce queued its appends (keeps offsets in request order).
+    last_produce: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Frame cap while a connection has not authenticated (Kafka's 512 KiB for SASL tokens).
@@ -84,6 +88,7 @@ impl Connection {
                 limits,
                 in_flight_kib: Arc::new(Semaphore::new(budget_kib as usize)),
                 budget_kib,
+                last_produce: None,
             }
         });
     }
@@ -119,9 +124,17 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
         // while the connection's budget is used up.
         let kib = ((frame.len() / 1024) as u32 + 1).min(self.budget_kib);
         let (broker, peer) = (self.broker.clone(), self.peer);
+        // Frames arrive here in order: chain each Produce behind the previous one.
+        let gate = if i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16 {
+            let (gate, next) = ProduceGate::chain(self.last_produce.take());
+            self.last_produce = Some(next);
+            Some(gate)
+        } else {
+            None
+        };
         let run = move |permit: OwnedSemaphorePermit| -> Pending {
             Box::pin(async move {
-                let out = dispatch(broker, frame, peer).await;
+                let out = dispatch(broker, frame, peer, gate).await;
                 drop(permit);
                 out
             })
@@ -208,7 +221,7 @@ impl Connection {
         let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         match ApiKey::try_from(key) {
             Ok(ApiKey::ApiVersions) => {
-                let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer));
+                let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer, None));
                 self.enqueue(fut, ctx);
             }
             Ok(ApiKey::SaslHandshake) if (0..=1).contains(&version) => {
