@@ -43,15 +43,7 @@ fn batch(n: usize, size: usize, codec: Codec, base: i64) -> Bytes {
             headers: Vec::new(),
         })
         .collect();
-    let meta = BatchMeta {
-        base_offset: base,
-        timestamp_type: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        partition_leader_epoch: 0,
-    };
-    Bytes::from(encode_batch(&meta, &records, codec, 3).expect("encode batch"))
+    Bytes::from(encode_batch(&BatchMeta::plain(base), &records, codec, 3).expect("encode batch"))
 }
 
 fn validate(c: &mut Criterion) {

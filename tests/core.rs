@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -162,16 +161,7 @@ fn ten_thousand_records_round_trip_byte_identical() {
 
 fn raw_produce(b: &TestBroker, topic: &str, values: &[&[u8]]) -> i64 {
     let mut raw = Raw::connect(b.kafka);
-    let mut pd = PartitionProduceData::default();
-    pd.index = 0;
-    pd.records = Some(batch(values));
-    let mut td = TopicProduceData::default();
-    td.name = TopicName(StrBytes::from_string(topic.to_string()));
-    td.partition_data = vec![pd];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 10_000;
-    req.topic_data = vec![td];
+    let req = produce_request(topic, 0, batch(values));
     match raw.request(ApiKey::Produce, 9, RequestKind::Produce(req)) {
         ResponseKind::Produce(r) => {
             let pr = &r.responses[0].partition_responses[0];
@@ -359,33 +349,17 @@ fn pipelined_produces_beyond_the_in_flight_byte_budget_are_answered_in_order() {
             value: Some(bytes::Bytes::from(vec![b'z'; 512 * 1024])),
             headers: vec![],
         };
-        let meta = BatchMeta {
-            base_offset: 0,
-            timestamp_type: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-            partition_leader_epoch: 0,
-        };
-        bytes::Bytes::from(encode_batch(&meta, &[rec], Codec::Zstd, 3).unwrap())
+        bytes::Bytes::from(encode_batch(&BatchMeta::plain(0), &[rec], Codec::Zstd, 3).unwrap())
     };
     let n = 60;
     let mut frames = Vec::new();
     for i in 0..n {
-        let mut pd = PartitionProduceData::default();
-        pd.index = 0;
-        pd.records = Some(if i % 2 == 0 {
+        let records = if i % 2 == 0 {
             zstd_batch()
         } else {
             batch(&[&value[..]])
-        });
-        let mut td = TopicProduceData::default();
-        td.name = TopicName(StrBytes::from_static_str("budget"));
-        td.partition_data = vec![pd];
-        let mut req = ProduceRequest::default();
-        req.acks = -1;
-        req.timeout_ms = 10_000;
-        req.topic_data = vec![td];
+        };
+        let req = produce_request("budget", 0, records);
         frames.extend(encode_request(
             ApiKey::Produce,
             9,
@@ -396,19 +370,11 @@ fn pipelined_produces_beyond_the_in_flight_byte_budget_are_answered_in_order() {
     // ~90 KiB of uncompressed requests plus 30 small zstd ones, written at once.
     raw.send_bytes(&frames);
     for i in 0..n {
-        let mut body = raw.read_frame().expect("a response for every request");
-        let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
-            &mut body,
-            ApiKey::Produce.response_header_version(9),
-        )
-        .unwrap();
-        assert_eq!(
-            header.correlation_id,
-            1000 + i,
-            "responses in request order"
-        );
-        let ResponseKind::Produce(r) = ResponseKind::decode(ApiKey::Produce, &mut body, 9).unwrap()
-        else {
+        let (correlation, resp) = raw
+            .read_response(ApiKey::Produce, 9)
+            .expect("a response for every request");
+        assert_eq!(correlation, 1000 + i, "responses in request order");
+        let ResponseKind::Produce(r) = resp else {
             panic!()
         };
         let p = &r.responses[0].partition_responses[0];

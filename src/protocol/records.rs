@@ -380,6 +380,20 @@ pub struct BatchMeta {
     pub partition_leader_epoch: i32,
 }
 
+impl BatchMeta {
+    /// A create-time batch from no particular producer (no id, epoch or sequence).
+    pub fn plain(base_offset: i64) -> BatchMeta {
+        BatchMeta {
+            base_offset,
+            timestamp_type: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            partition_leader_epoch: 0,
+        }
+    }
+}
+
 /// Encode `records` (consecutive offsets starting at `meta.base_offset`) as one batch.
 pub fn encode_batch(
     meta: &BatchMeta,
@@ -621,14 +635,7 @@ pub(crate) mod tests {
     }
 
     pub fn meta() -> BatchMeta {
-        BatchMeta {
-            base_offset: 0,
-            timestamp_type: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-            partition_leader_epoch: 0,
-        }
+        BatchMeta::plain(0)
     }
 
     #[test]

@@ -151,14 +151,21 @@ impl Raw {
         self.correlation += 1;
         let frame = encode_request(key, version, self.correlation, &req);
         self.send_bytes(&frame);
+        let (correlation, resp) = self.read_response(key, version)?;
+        assert_eq!(correlation, self.correlation);
+        Some(resp)
+    }
+
+    /// Read and decode one response: (correlation id, body); None if the connection closed.
+    pub fn read_response(&mut self, key: ApiKey, version: i16) -> Option<(i32, ResponseKind)> {
         let mut body = self.read_frame()?;
         let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
             &mut body,
             key.response_header_version(version),
         )
         .expect("response header");
-        assert_eq!(header.correlation_id, self.correlation);
-        Some(ResponseKind::decode(key, &mut body, version).expect("response body"))
+        let resp = ResponseKind::decode(key, &mut body, version).expect("response body");
+        Some((header.correlation_id, resp))
     }
 }
 
@@ -194,16 +201,7 @@ impl Raw {
 
     /// Produce v9, acks=-1, one batch to one partition: (error code, base offset).
     pub fn produce_batch(&mut self, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
-        let mut pd = PartitionProduceData::default();
-        pd.index = partition;
-        pd.records = Some(records);
-        let mut td = TopicProduceData::default();
-        td.name = TopicName(StrBytes::from_string(topic.to_string()));
-        td.partition_data = vec![pd];
-        let mut req = ProduceRequest::default();
-        req.acks = -1;
-        req.timeout_ms = 10_000;
-        req.topic_data = vec![td];
+        let req = produce_request(topic, partition, records);
         let ResponseKind::Produce(r) = self.request(ApiKey::Produce, 9, RequestKind::Produce(req))
         else {
             panic!()
@@ -211,6 +209,21 @@ impl Raw {
         let p = &r.responses[0].partition_responses[0];
         (p.error_code, p.base_offset)
     }
+}
+
+/// A Produce request (acks=-1, 10 s timeout) of one batch to one partition.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
+    let mut pd = PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(records);
+    let mut td = TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(topic.to_string()));
+    td.partition_data = vec![pd];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 10_000;
+    req.topic_data = vec![td];
+    req
 }
 
 pub fn encode_request(key: ApiKey, version: i16, correlation: i32, req: &RequestKind) -> Vec<u8> {
