@@ -23,21 +23,16 @@ pub async fn merge_segments(
     };
     // Inputs are fetched and copied row group by row group into the merged segment (rows are
     // not re-encoded as record batches), so memory holds one compressed input at a time.
-    let mut enc = Some(SegmentEncoder::new(Some(zstd_level))?);
+    let mut enc = SegmentEncoder::new(Some(zstd_level))?;
     for s in inputs {
         let data = storage.get(&s.path).await?;
-        let mut e = enc
-            .take()
-            .ok_or_else(|| Error::Internal("merge encoder lost".into()))?;
-        e = tokio::task::spawn_blocking(move || -> Result<SegmentEncoder> {
-            for_each_row_group(data, |rows| e.push_rows(&rows))?;
-            Ok(e)
+        enc = tokio::task::spawn_blocking(move || -> Result<SegmentEncoder> {
+            for_each_row_group(data, |rows| enc.push_rows(&rows))?;
+            Ok(enc)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
-        enc = Some(e);
     }
-    let enc = enc.ok_or_else(|| Error::Internal("merge encoder lost".into()))?;
     let enc = tokio::task::spawn_blocking(move || enc.finish())
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
