@@ -38,8 +38,8 @@ seq 1 200 | sed 's/^/k&:v&/' | kcat -b 127.0.0.1:$PORT -P -t docker-smoke -K:
 n=$(kcat -b 127.0.0.1:$PORT -C -t docker-smoke -o beginning -e -q | wc -l)
 [ "$n" = 200 ] || { echo "FAIL docker consume: $n of 200"; exit 1; }
 echo "PASS docker produce/consume through the published port"
-ls "$VOL"/data/topic=docker-smoke/partition=0/*.parquet > /dev/null || { echo "FAIL no segment in the volume"; exit 1; }
-echo "PASS docker data in the volume: $(ls "$VOL"/data/topic=docker-smoke/partition=0/ | head -1)"
+ls "$VOL"/data/topic=docker-smoke/topic_id=*/partition=0/*.parquet > /dev/null || { echo "FAIL no segment in the volume"; exit 1; }
+echo "PASS docker data in the volume: $(ls "$VOL"/data/topic=docker-smoke/topic_id=*/partition=0/ | head -1)"
 [ "$(docker inspect -f '{{.Config.User}}' heraclitus-ci)" = heraclitus ] && echo "PASS docker runs as non-root"
 status=$(docker inspect -f '{{.State.Health.Status}}' heraclitus-ci 2>/dev/null || echo none)
 echo "docker HEALTHCHECK status: $status"

@@ -98,9 +98,9 @@ fn parquet(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes));
     g.bench_function("encode 16 MiB (zstd 1)", |bench| {
-        bench.iter(|| encode_segment(black_box(&batches), 1).expect("encode"))
+        bench.iter(|| encode_segment(black_box(&batches), 0, 1).expect("encode"))
     });
-    let seg = encode_segment(&batches, 1).expect("encode").data;
+    let seg = encode_segment(&batches, 0, 1).expect("encode").data;
     g.bench_function("segment read 16 MiB", |bench| {
         bench.iter(|| decode_segment(black_box(seg.clone())).expect("decode"))
     });

@@ -36,6 +36,26 @@ pub struct Settings {
     pub max_in_flight_per_connection: usize,
     /// Bytes of requests one connection may have in flight before we stop reading from it.
     pub max_in_flight_bytes_per_connection: usize,
+    /// Largest Fetch response (Kafka's `fetch.max.bytes`): a response holds at most
+    /// min(request max_bytes, this), but always at least one batch when one is available.
+    pub fetch_max_bytes: usize,
+    /// Client connections open at once (Kafka's `max.connections`); a connection beyond it is
+    /// closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// Client connections open at once from one IP address (`max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
+    /// Partitions of all topics together; CreateTopics/CreatePartitions and auto-creation
+    /// beyond it answer POLICY_VIOLATION.
+    pub max_partitions: usize,
+    /// Produced bytes accepted but not yet durable, broker-wide. When reached, connections
+    /// stop reading Produce requests (TCP pushes back on producers) until flushes catch up.
+    pub max_unflushed_bytes: usize,
+    /// Decompressed bytes produce validation may hold at once, broker-wide (compressed
+    /// batches are validated a chunk or a record at a time against this budget).
+    pub max_decompressed_bytes_in_flight: usize,
+    /// How long an idle idempotent producer's sequence state is kept (Kafka's
+    /// `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: u64,
     pub storage: StorageSettings,
     pub batching: BatchingSettings,
     pub retention: RetentionSettings,
@@ -61,6 +81,9 @@ pub struct StorageSettings {
     pub merge_min_segments: usize,
     /// How often partitions look for segments to merge (ms).
     pub merge_interval_ms: u64,
+    /// Largest object one flush writes (well below S3's 5 GiB single-PUT limit); a bigger
+    /// backlog is written as several objects.
+    pub max_object_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +198,13 @@ impl Default for Settings {
             max_message_bytes: 1024 * 1024 + 12,
             max_in_flight_per_connection: 64,
             max_in_flight_bytes_per_connection: 16 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 10_000,
+            max_partitions: 100_000,
+            max_unflushed_bytes: 256 * 1024 * 1024,
+            max_decompressed_bytes_in_flight: 256 * 1024 * 1024,
+            producer_id_expiration_ms: 86_400_000,
             storage: StorageSettings::default(),
             batching: BatchingSettings::default(),
             retention: RetentionSettings::default(),
@@ -195,6 +225,7 @@ impl Default for StorageSettings {
             merge_target_bytes: 64 * 1024 * 1024,
             merge_min_segments: 8,
             merge_interval_ms: 10_000,
+            max_object_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -316,6 +347,35 @@ impl Settings {
         }
         if self.max_in_flight_per_connection == 0 {
             return bad("max_in_flight_per_connection", "must be at least 1");
+        }
+        if self.fetch_max_bytes < 1024 || self.fetch_max_bytes > i32::MAX as usize {
+            return bad("fetch_max_bytes", "must be between 1024 and 2147483647");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_ip == 0 {
+            return bad("max_connections_per_ip", "must be at least 1");
+        }
+        if self.max_partitions == 0 {
+            return bad("max_partitions", "must be at least 1");
+        }
+        if self.max_unflushed_bytes < self.max_request_bytes.min(64 * 1024 * 1024) {
+            return bad(
+                "max_unflushed_bytes",
+                "must be at least max_request_bytes (or 64 MiB, whichever is smaller)",
+            );
+        }
+        if self.max_decompressed_bytes_in_flight < 1024 * 1024 {
+            return bad("max_decompressed_bytes_in_flight", "must be at least 1 MiB");
+        }
+        if self.producer_id_expiration_ms == 0 {
+            return bad("producer_id_expiration_ms", "must be at least 1");
+        }
+        if self.storage.max_object_bytes < 1024 * 1024
+            || self.storage.max_object_bytes > 4 * 1024 * 1024 * 1024
+        {
+            return bad("storage.max_object_bytes", "must be between 1 MiB and 4 GiB");
         }
         if self.storage.path.trim().is_empty() {
             return bad("storage.path", "must not be empty");

@@ -30,6 +30,7 @@ pub mod code {
     pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REQUEST: i16 = 42;
     pub const UNSUPPORTED_FOR_MESSAGE_FORMAT: i16 = 43;
+    pub const POLICY_VIOLATION: i16 = 44;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -82,6 +83,10 @@ pub enum Error {
     InvalidRequiredAcks(i16),
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("topic '{0}' is still being deleted; retry")]
+    TopicDeletionInProgress(String),
+    #[error("broker limit reached: {0}")]
+    LimitReached(String),
     #[error("the partition is not available (shutting down or deleted)")]
     NotLeader,
     #[error("request timed out")]
@@ -120,6 +125,9 @@ impl Error {
             Error::OutOfOrderSequence(_) => OUT_OF_ORDER_SEQUENCE_NUMBER,
             Error::InvalidProducerEpoch(_) => INVALID_PRODUCER_EPOCH,
             Error::InvalidRequest(_) => INVALID_REQUEST,
+            // Retriable: the deletion finishes on its own.
+            Error::TopicDeletionInProgress(_) => REQUEST_TIMED_OUT,
+            Error::LimitReached(_) => POLICY_VIOLATION,
             Error::NotLeader => NOT_LEADER_OR_FOLLOWER,
             Error::Timeout => REQUEST_TIMED_OUT,
             // Retriable: the client retries the produce; nothing was acknowledged.
@@ -129,9 +137,16 @@ impl Error {
         }
     }
 
-    /// A message safe to send to clients.
+    /// A message safe to send to clients: storage and internal failures are described without
+    /// their details (object paths, S3 error text), which go to the broker's log instead.
     pub fn message(&self) -> String {
-        self.to_string()
+        match self {
+            Error::Storage(_) | Error::AlreadyExists(_) | Error::Parquet(_) => {
+                "the broker's storage failed; retry (details are in the broker log)".into()
+            }
+            Error::Internal(_) => "internal broker error (details are in the broker log)".into(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -158,6 +173,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Client-facing messages used to carry storage paths and S3 error text.
+    #[test]
+    fn client_messages_hide_storage_details() {
+        let e = Error::Storage("s3://bucket/data/topic=x/partition=0/1-2.parquet: 500".into());
+        assert!(!e.message().contains("bucket"));
+        assert!(!Error::Internal("/var/lib/x".into()).message().contains("/var"));
+        assert!(Error::InvalidTopic("bad name".into())
+            .message()
+            .contains("bad name"));
+    }
 
     #[test]
     fn storage_errors_are_retriable_storage_code() {

@@ -6,6 +6,7 @@
 //! partition log) → `storage` (SegmentWriter actor, Parquet segments, object_store).
 //! `protocol` holds the wire-level pieces we own (frames, record batches, compression).
 
+pub mod alloc;
 pub mod auth;
 pub mod broker;
 pub mod config;
@@ -19,3 +20,8 @@ pub mod network;
 pub mod protocol;
 pub mod server;
 pub mod storage;
+
+/// Every binary linking the library (the broker, tests, benchmarks, fuzzers) gets the
+/// allocator that makes hostile array counts harmless (see [`alloc`]).
+#[global_allocator]
+static GLOBAL: alloc::ReservingAlloc = alloc::ReservingAlloc;

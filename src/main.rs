@@ -98,6 +98,12 @@ fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    if heraclitus::alloc::overcommit_is_strict() {
+        tracing::warn!(
+            "vm.overcommit_memory is 2 (strict): a request declaring a huge array can exhaust \
+             the commit limit; prefer the kernel's default heuristic (0)"
+        );
+    }
 
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub store_seconds: HistogramVec,
     pub sasl_failures: IntCounter,
     pub connections_accepted: IntCounter,
+    pub connections_refused: IntCounter,
     pub connections_open: IntGauge,
 }
 
@@ -156,6 +157,10 @@ impl Metrics {
                 "Failed SASL authentications",
             ),
             connections_accepted: c("connections_accepted_total", "Kafka connections accepted"),
+            connections_refused: c(
+                "connections_refused_total",
+                "Kafka connections closed at once: max_connections or max_connections_per_ip reached",
+            ),
             connections_open: IntGauge::with_opts(
                 Opts::new("connections_open", "Kafka connections open").namespace(ns),
             )
@@ -180,6 +185,7 @@ impl Metrics {
             Box::new(m.store_seconds.clone()),
             Box::new(m.sasl_failures.clone()),
             Box::new(m.connections_accepted.clone()),
+            Box::new(m.connections_refused.clone()),
             Box::new(m.connections_open.clone()),
         ];
         for op in ["put", "get", "list", "delete"] {

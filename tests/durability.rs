@@ -252,7 +252,7 @@ fn retention_and_merging() {
         let v = vec![i; 100];
         assert_eq!(produce(&mut raw, "merged", 0, &[&v, &v]).0, 0);
     }
-    let seg_dir = dir.path().join("data/topic=merged/partition=0");
+    let seg_dir = partition_dir(dir.path(), "merged", 0);
     let count = || std::fs::read_dir(&seg_dir).unwrap().count();
     let deadline = Instant::now() + Duration::from_secs(30);
     while count() > 3 && Instant::now() < deadline {

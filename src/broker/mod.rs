@@ -13,10 +13,13 @@ use crate::log::leader::{LeaderEnv, PartitionLeader, PartitionStats, Retention, 
 use crate::log::TopicPartition;
 use crate::storage::cache::SegmentCache;
 use crate::storage::writer::{SegmentMeta, SegmentWriter, WriterCmd, WriterConfig};
-use crate::storage::{parse_segment_path, partition_prefix, topic_meta_path, Storage};
+use crate::storage::{
+    hex_id, parse_segment_path, partition_prefix, quarantine_path, tombstone_path, topic_id_prefix,
+    topic_meta_path, Storage,
+};
 use actix::prelude::*;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -76,6 +79,8 @@ pub struct Broker {
     advertised_port: AtomicU16,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin: tokio::sync::Mutex<()>,
+    /// Names whose deletion is still running (CreateTopics for them answers a retriable error).
+    deleting: std::sync::Mutex<HashSet<String>>,
     env: LeaderEnv,
     writer: Addr<SegmentWriter>,
     arbiters: Vec<ArbiterHandle>,
@@ -86,6 +91,12 @@ pub struct Broker {
     /// SASL users and mechanisms.
     pub users: Arc<crate::auth::Users>,
     producer_ids: tokio::sync::Mutex<producer_ids::ProducerIds>,
+    /// Decompressed bytes produce validation may hold at once (`max_decompressed_bytes_in_flight`).
+    pub decode_budget: crate::protocol::records::DecodeBudget,
+    /// Produced bytes not yet durable, in KiB permits (`max_unflushed_bytes`): a Produce takes
+    /// its frame's size before it is read further and gives it back once durable.
+    pub unflushed: Arc<tokio::sync::Semaphore>,
+    unflushed_total_kib: u32,
 }
 
 impl Broker {
@@ -104,6 +115,7 @@ impl Broker {
                 max_batch_messages: settings.batching.max_batch_messages,
                 flush_interval: Duration::from_millis(settings.batching.flush_interval_ms),
                 zstd_level: settings.performance.compression_level,
+                max_object_bytes: settings.storage.max_object_bytes,
             },
             metrics.clone(),
         );
@@ -119,6 +131,7 @@ impl Broker {
             merge_min_segments: settings.storage.merge_min_segments,
             merge_interval: Duration::from_millis(settings.storage.merge_interval_ms),
             zstd_level: settings.performance.compression_level,
+            producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
         };
         let cluster_id = load_or_create_cluster_id(&storage).await?;
         let pids = producer_ids::ProducerIds::load(&storage).await?;
@@ -137,6 +150,11 @@ impl Broker {
             },
             arbiters.clone(),
         );
+        let decode_budget =
+            crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
+        let unflushed_total_kib = u32::try_from(settings.max_unflushed_bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
         let broker = Arc::new(Broker {
             advertised_port: AtomicU16::new(settings.advertised_port()),
             settings,
@@ -146,6 +164,7 @@ impl Broker {
             metrics,
             topics: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
+            deleting: std::sync::Mutex::new(HashSet::new()),
             env,
             writer,
             arbiters,
@@ -155,6 +174,9 @@ impl Broker {
             groups,
             users,
             producer_ids: tokio::sync::Mutex::new(pids),
+            decode_budget,
+            unflushed: Arc::new(tokio::sync::Semaphore::new(unflushed_total_kib as usize)),
+            unflushed_total_kib,
         });
         broker.recover().await?;
         let n = broker.groups.recover().await?;
@@ -181,6 +203,18 @@ impl Broker {
     /// A producer id never handed out before (InitProducerId).
     pub async fn allocate_producer_id(&self) -> Result<i64> {
         self.producer_ids.lock().await.allocate(&self.storage).await
+    }
+
+    /// KiB of the unflushed budget a Produce frame of `len` bytes takes (at most all of it).
+    pub fn unflushed_kib(&self, len: usize) -> u32 {
+        u32::try_from(len / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.unflushed_total_kib)
+    }
+
+    /// Bytes of the unflushed budget in use.
+    pub fn unflushed_bytes(&self) -> usize {
+        (self.unflushed_total_kib as usize - self.unflushed.available_permits()) * 1024
     }
 
     pub fn node_id(&self) -> i32 {
@@ -230,7 +264,7 @@ impl Broker {
         for p in 0..meta.partitions {
             let segs = segments.remove(&p).unwrap_or_default();
             let start = meta.log_start.get(&p).copied();
-            partitions.push(self.spawn_partition(&meta.name, p, segs, start, &retention));
+            partitions.push(self.spawn_partition(&meta.name, id, p, segs, start, &retention));
         }
         Ok(Arc::new(Topic {
             name: meta.name.clone(),
@@ -246,12 +280,13 @@ impl Broker {
     fn spawn_partition(
         &self,
         topic: &str,
+        topic_id: [u8; 16],
         p: i32,
         segments: Vec<SegmentMeta>,
         log_start: Option<i64>,
         retention: &Arc<RwLock<Retention>>,
     ) -> Partition {
-        let tp = TopicPartition::new(topic, p);
+        let tp = TopicPartition::with_id(topic, topic_id, p);
         let (leader, hw, stats) =
             PartitionLeader::new(tp, segments, log_start, self.env.clone(), retention.clone());
         let addr = if self.arbiters.is_empty() {
@@ -270,7 +305,7 @@ impl Broker {
     fn meta_of(topic: &Topic, partitions: i32, configs: BTreeMap<String, String>) -> TopicMeta {
         TopicMeta {
             name: topic.name.clone(),
-            id: uuid::Uuid::from_bytes(topic.id).simple().to_string(),
+            id: hex_id(&topic.id),
             partitions,
             configs,
             created_ms: topic.created_ms,
@@ -381,6 +416,7 @@ impl Broker {
                 "number of partitions must be at most {MAX_PARTITIONS}"
             )));
         }
+        self.check_partition_budget(count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -392,7 +428,14 @@ impl Broker {
             .await?;
         let mut partitions = topic.partitions.clone();
         for p in current..count {
-            partitions.push(self.spawn_partition(name, p, Vec::new(), None, &topic.retention));
+            partitions.push(self.spawn_partition(
+                name,
+                topic.id,
+                p,
+                Vec::new(),
+                None,
+                &topic.retention,
+            ));
         }
         let grown = Arc::new(Topic {
             name: topic.name.clone(),
@@ -431,6 +474,30 @@ impl Broker {
                 "topic '{name}' already exists"
             )));
         }
+        if self.deleting.lock().is_ok_and(|d| d.contains(name)) {
+            return Err(Error::TopicDeletionInProgress(name.to_string()));
+        }
+        self.check_partition_budget(partitions)?;
+        Ok(())
+    }
+
+    /// Partitions of all live topics together.
+    pub fn partition_count(&self) -> usize {
+        self.topics
+            .read()
+            .map(|t| t.values().map(|t| t.partitions.len()).sum())
+            .unwrap_or(0)
+    }
+
+    /// Refuse `more` partitions beyond the broker-wide cap (`max_partitions`).
+    fn check_partition_budget(&self, more: i32) -> Result<()> {
+        let max = self.settings.max_partitions;
+        let now = self.partition_count();
+        if now + more.max(0) as usize > max {
+            return Err(Error::LimitReached(format!(
+                "the broker serves {now} partitions; {more} more would exceed max_partitions = {max}"
+            )));
+        }
         Ok(())
     }
 
@@ -464,41 +531,81 @@ impl Broker {
         Ok(topic)
     }
 
-    /// Delete a topic: forget it, stop its leaders, delete its metadata, then its segments.
+    /// Delete a topic. Under the admin lock: a tombstone naming its id is written, its
+    /// metadata deleted and the name marked as being deleted. Then, without the lock: its
+    /// leaders stop (waiting for a merge in flight), the SegmentWriter drops its buffers and
+    /// answers once no write of them is in flight, and only then are its objects listed and
+    /// deleted; the tombstone goes last. A crash anywhere in between leaves the tombstone, and
+    /// recovery finishes the deletion of exactly that topic id's objects.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let _g = self.admin.lock().await;
-        let topic = self
-            .topics
-            .write()
-            .ok()
-            .and_then(|mut t| t.remove(name))
-            .ok_or(Error::UnknownTopicOrPartition)?;
-        for (i, p) in topic.partitions.iter().enumerate() {
-            let _ = p.addr.send(Stop).await;
-            let _ = self
-                .env
-                .writer
-                .send(WriterCmd::Forget {
-                    tp: TopicPartition::new(name, i as i32),
-                })
-                .await;
-        }
-        self.storage.delete(&topic_meta_path(name)).await?;
-        for p in 0..topic.partitions.len() as i32 {
-            for obj in self.storage.list(&partition_prefix(name, p)).await? {
-                self.cache.remove(&obj.path);
-                self.storage.delete(&obj.path).await?;
+        let topic = {
+            let _g = self.admin.lock().await;
+            let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+            let tomb = serde_json::json!({ "name": name, "id": hex_id(&topic.id) });
+            self.storage
+                .put_overwrite(&tombstone_path(&topic.id), Bytes::from(tomb.to_string()))
+                .await?;
+            self.storage.delete(&topic_meta_path(name)).await?;
+            if let Ok(mut d) = self.deleting.lock() {
+                d.insert(name.to_string());
             }
+            if let Ok(mut t) = self.topics.write() {
+                t.remove(name);
+            }
+            topic
+        };
+        let res = self.purge_topic(&topic).await;
+        if let Ok(mut d) = self.deleting.lock() {
+            d.remove(name);
         }
+        res?;
         self.groups.drop_topic(name).await;
         tracing::info!("deleted topic {name}");
         Ok(())
     }
 
-    /// Rebuild topics and partition indexes from the store: list `meta/topics/` and `data/`
-    /// once each. Segments covered by a larger one (a merge interrupted before it deleted its
-    /// inputs) are dropped; segments of topics without metadata (a deletion interrupted after
-    /// its metadata went) are deleted.
+    /// Stop a deleted topic's partitions, wait for their writes, delete their objects and
+    /// finally the tombstone.
+    async fn purge_topic(&self, topic: &Topic) -> Result<()> {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let _ = p.addr.send(Stop).await;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let forget = WriterCmd::Forget {
+                tp: TopicPartition::with_id(&topic.name, topic.id, i as i32),
+                done: Some(tx),
+            };
+            if self.env.writer.send(forget).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+        let mut paths: Vec<String> = self
+            .storage
+            .list(&topic_id_prefix(&topic.name, &topic.id))
+            .await?
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        // Segments written before topic ids were part of the layout belong to this topic too.
+        for p in 0..topic.partitions.len() as i32 {
+            let legacy = partition_prefix(&TopicPartition::new(&topic.name, p));
+            paths.extend(self.storage.list(&legacy).await?.into_iter().map(|o| o.path));
+        }
+        for path in paths {
+            self.cache.remove(&path);
+            self.storage.delete(&path).await?;
+        }
+        self.storage.delete(&tombstone_path(&topic.id)).await
+    }
+
+    /// Rebuild topics and partition indexes from the store: list `meta/` and `data/` once each.
+    ///
+    /// - An unreadable topic document is moved to `meta/quarantine/` and its topic is not
+    ///   served; none of its data is touched.
+    /// - Segments contained in a larger segment of the same partition (a merge interrupted
+    ///   before it deleted its inputs) are deleted: the larger one holds every offset they hold.
+    /// - Segments of a topic id with a tombstone (`meta/deleted/`) finish their deletion.
+    /// - Segments of a topic that has neither metadata nor a tombstone are kept and reported:
+    ///   a missing document proves nothing, so nothing is deleted on a guess.
     async fn recover(&self) -> Result<()> {
         let mut metas = Vec::new();
         for obj in self.storage.list("meta/topics").await? {
@@ -506,48 +613,102 @@ impl Broker {
                 continue;
             }
             let data = self.storage.get(&obj.path).await?;
-            match serde_json::from_slice::<TopicMeta>(&data) {
+            let parsed = serde_json::from_slice::<TopicMeta>(&data)
+                .map_err(|e| e.to_string())
+                .and_then(|m| parse_hex_id(&m.id).map(|_| m).map_err(|e| e.to_string()));
+            match parsed {
                 Ok(m) => metas.push(m),
-                Err(e) => tracing::error!("ignoring unreadable topic metadata {}: {e}", obj.path),
+                Err(e) => {
+                    let aside = quarantine_path(&obj.path, crate::storage::writer::now_ms());
+                    tracing::error!(
+                        "topic metadata {} is unreadable ({e}); moved to {aside}, the topic is \
+                         not served and its data is kept untouched",
+                        obj.path
+                    );
+                    self.storage.put_overwrite(&aside, data).await?;
+                    self.storage.delete(&obj.path).await?;
+                }
             }
         }
-        let mut segs: HashMap<String, HashMap<i32, Vec<SegmentMeta>>> = HashMap::new();
+        let mut tombstones: HashSet<[u8; 16]> = HashSet::new();
+        for obj in self.storage.list("meta/deleted").await? {
+            let id = obj
+                .path
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_suffix(".json"))
+                .and_then(|h| parse_hex_id(h).ok());
+            if let Some(id) = id {
+                tombstones.insert(id);
+            }
+        }
+        let by_name: HashMap<String, [u8; 16]> = metas
+            .iter()
+            .filter_map(|m| Some((m.name.clone(), parse_hex_id(&m.id).ok()?)))
+            .collect();
+        // topic id → partition → segments
+        let mut segs: HashMap<[u8; 16], HashMap<i32, Vec<SegmentMeta>>> = HashMap::new();
+        let mut doomed = Vec::new();
+        let mut unowned: BTreeMap<String, usize> = BTreeMap::new();
         for obj in self.storage.list("data").await? {
-            let Some((topic, p, base, last)) = parse_segment_path(&obj.path) else {
+            if obj.path.ends_with(".tmp") {
+                // A local write interrupted before it was linked into place: never durable.
+                doomed.push(obj.path);
+                continue;
+            }
+            let Some(sp) = parse_segment_path(&obj.path) else {
                 continue;
             };
-            segs.entry(topic)
+            let live = by_name.get(&sp.topic).copied();
+            let owner = match sp.topic_id {
+                Some(id) if tombstones.contains(&id) => {
+                    doomed.push(obj.path);
+                    continue;
+                }
+                Some(id) if live == Some(id) => id,
+                None if live.is_some() => live.unwrap_or_default(),
+                _ => {
+                    *unowned.entry(sp.topic.clone()).or_default() += 1;
+                    continue;
+                }
+            };
+            segs.entry(owner)
                 .or_default()
-                .entry(p)
+                .entry(sp.partition)
                 .or_default()
                 .push(SegmentMeta {
-                    base,
-                    last,
+                    base: sp.base,
+                    last: sp.last,
                     path: obj.path,
                     size: obj.size,
                     max_timestamp: None,
                     written_ms: obj.last_modified_ms,
                 });
         }
-        let mut stale = Vec::new();
+        for (topic, n) in unowned {
+            tracing::warn!(
+                "{n} segment(s) of topic {topic} belong to no known topic (no metadata, no \
+                 deletion record); kept, not served"
+            );
+        }
         for meta in &metas {
-            let mut parts = segs.remove(&meta.name).unwrap_or_default();
+            let id = parse_hex_id(&meta.id)?;
+            let mut parts = segs.remove(&id).unwrap_or_default();
             for list in parts.values_mut() {
                 let (keep, drop) = resolve_overlaps(std::mem::take(list));
                 *list = keep;
-                stale.extend(drop);
+                doomed.extend(drop.into_iter().map(|s| s.path));
             }
             let topic = self.spawn_topic(meta, parts)?;
             if let Ok(mut t) = self.topics.write() {
                 t.insert(meta.name.clone(), topic);
             }
         }
-        for (topic, parts) in segs {
-            tracing::warn!("deleting segments of topic {topic}, which has no metadata");
-            stale.extend(parts.into_values().flatten());
+        for path in doomed {
+            self.storage.delete(&path).await?;
         }
-        for s in stale {
-            self.storage.delete(&s.path).await?;
+        for id in tombstones {
+            self.storage.delete(&tombstone_path(&id)).await?;
         }
         tracing::info!(
             "recovered {} topic(s) from {}",
@@ -580,7 +741,10 @@ impl Broker {
     }
 }
 
-/// Split recovered segments into those to keep (non-overlapping, covering) and stale ones.
+/// Split recovered segments into those to keep and those another segment makes redundant.
+///
+/// Only a segment whose every offset another kept segment holds (a merge's input next to the
+/// merged output) is dropped; partial overlaps keep both (reads prefer the earlier).
 pub fn resolve_overlaps(mut list: Vec<SegmentMeta>) -> (Vec<SegmentMeta>, Vec<SegmentMeta>) {
     list.sort_by(|a, b| a.base.cmp(&b.base).then(b.last.cmp(&a.last)));
     let mut keep: Vec<SegmentMeta> = Vec::new();

@@ -138,7 +138,14 @@ pub fn validate_config(key: &str, value: &str) -> Result<()> {
     };
     match key {
         "retention.ms" | "retention.bytes" => long(-1),
-        "max.message.bytes" => long(0),
+        // An int in Kafka: a value past i32::MAX is not a limit but a typo (or an attack).
+        "max.message.bytes" => match value.trim().parse::<i64>() {
+            Ok(v) if (0..=i32::MAX as i64).contains(&v) => Ok(()),
+            _ => Err(Error::InvalidConfig(format!(
+                "invalid value '{value}' for {key}: must be an integer in [0, {}]",
+                i32::MAX
+            ))),
+        },
         "segment.bytes" | "segment.ms" => long(1),
         "cleanup.policy" => match value {
             "delete" => Ok(()),

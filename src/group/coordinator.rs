@@ -19,15 +19,62 @@ use tokio::sync::oneshot;
 
 /// How often sessions and join deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
+
+/// An idle coordinator without offsets stops after this long.
+const IDLE_STOP: Duration = Duration::from_secs(30);
 /// Kafka's offset.metadata.max.bytes.
 pub const MAX_METADATA_BYTES: usize = 4096;
 const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 
 type OffsetChange = (String, i32, CommittedOffset);
 
+/// A change to the group's offsets document. Every change goes through one queue and one
+/// write at a time, applied in arrival order to the document as last written, so a deletion
+/// can neither be lost under an in-flight commit nor be undone by one.
+enum Change {
+    Commit(Vec<OffsetChange>),
+    /// OffsetDelete.
+    Delete(Vec<(String, i32)>),
+    /// The topic was deleted.
+    DropTopic(String),
+}
+
+impl Change {
+    fn apply(&self, offsets: &mut BTreeMap<String, BTreeMap<i32, CommittedOffset>>) {
+        match self {
+            Change::Commit(changes) => {
+                for (t, p, c) in changes {
+                    offsets.entry(t.clone()).or_default().insert(*p, c.clone());
+                }
+            }
+            Change::Delete(keys) => {
+                for (t, p) in keys {
+                    if let Some(parts) = offsets.get_mut(t) {
+                        parts.remove(p);
+                        if parts.is_empty() {
+                            offsets.remove(t);
+                        }
+                    }
+                }
+            }
+            Change::DropTopic(t) => {
+                offsets.remove(t);
+            }
+        }
+    }
+
+    fn touches(&self, topic: &str) -> bool {
+        match self {
+            Change::Commit(c) => c.iter().any(|(t, _, _)| t == topic),
+            Change::Delete(k) => k.iter().any(|(t, _)| t == topic),
+            Change::DropTopic(t) => t == topic,
+        }
+    }
+}
+
 struct CommitJob {
-    changes: Vec<OffsetChange>,
-    reply: oneshot::Sender<i16>,
+    change: Change,
+    reply: Option<oneshot::Sender<i16>>,
 }
 
 pub struct GroupCoordinator {
@@ -39,6 +86,8 @@ pub struct GroupCoordinator {
     commit_queue: VecDeque<CommitJob>,
     writing: bool,
     published: super::SharedStats,
+    /// Since when the group has been idle (see [`IDLE_STOP`]).
+    idle_since: Option<Instant>,
 }
 
 impl GroupCoordinator {
@@ -57,6 +106,7 @@ impl GroupCoordinator {
             commit_queue: VecDeque::new(),
             writing: false,
             published,
+            idle_since: None,
         }
     }
 
@@ -98,9 +148,7 @@ impl GroupCoordinator {
         let jobs: Vec<CommitJob> = self.commit_queue.drain(..).collect();
         let mut next = self.offsets.clone();
         for job in &jobs {
-            for (t, p, c) in &job.changes {
-                next.entry(t.clone()).or_default().insert(*p, c.clone());
-            }
+            job.change.apply(&mut next);
         }
         let doc = GroupDoc {
             group: self.group.id.clone(),
@@ -124,13 +172,23 @@ impl GroupCoordinator {
                     code::NONE
                 }
                 Err(e) => {
-                    tracing::warn!("group {}: committing offsets failed: {e}", act.group.id);
+                    tracing::warn!("group {}: writing offsets failed: {e}", act.group.id);
+                    // A deleted topic's offsets are gone from memory at once; the next
+                    // successful write persists that.
+                    for job in &jobs {
+                        if let Change::DropTopic(_) = job.change {
+                            job.change.apply(&mut act.offsets);
+                        }
+                    }
+                    act.publish();
                     // Retriable for clients; the commit is not visible.
                     super::state::COORDINATOR_NOT_AVAILABLE
                 }
             };
             for job in jobs {
-                let _ = job.reply.send(code);
+                if let Some(r) = job.reply {
+                    let _ = r.send(code);
+                }
             }
             act.start_write(ctx);
         }));
@@ -143,10 +201,24 @@ impl Actor for GroupCoordinator {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
         self.publish();
-        ctx.run_interval(TICK, |act, _| {
-            if act.group.members.is_empty() {
+        ctx.run_interval(TICK, |act, ctx| {
+            if act.group.is_idle() {
+                // An idle group with no offsets holds nothing worth an actor: stop after a
+                // while (it is recreated on its next request), so group ids that clients merely
+                // mention do not each keep an actor and a timer forever.
+                let quiet = act.idle_since.get_or_insert_with(Instant::now).elapsed();
+                if quiet >= IDLE_STOP
+                    && act.offsets.is_empty()
+                    && act.commit_queue.is_empty()
+                    && !act.writing
+                    && act.joins.is_empty()
+                    && act.syncs.is_empty()
+                {
+                    ctx.stop();
+                }
                 return;
             }
+            act.idle_since = None;
             let (expired, fx) = act.group.tick(Instant::now());
             for id in expired {
                 tracing::info!("group {}: member {id} session expired", act.group.id);
@@ -378,8 +450,10 @@ impl Handler<Commit> for GroupCoordinator {
             return Box::pin(actix::fut::ready(Ok(codes)));
         }
         let (tx, rx) = oneshot::channel();
-        self.commit_queue
-            .push_back(CommitJob { changes, reply: tx });
+        self.commit_queue.push_back(CommitJob {
+            change: Change::Commit(changes),
+            reply: Some(tx),
+        });
         self.start_write(ctx);
         Box::pin(
             async move {
@@ -436,52 +510,37 @@ impl Handler<DeleteOffsets> for GroupCoordinator {
     fn handle(&mut self, m: DeleteOffsets, ctx: &mut Context<Self>) -> Self::Result {
         let subscribed = self.group.subscribed_topics();
         let mut codes = Vec::new();
-        let mut removed = false;
-        let mut next = self.offsets.clone();
-        for (t, p) in &m.0 {
-            if subscribed.contains(t) {
+        let mut keys = Vec::new();
+        for (t, p) in m.0 {
+            if subscribed.contains(&t) {
                 codes.push(GROUP_SUBSCRIBED_TO_TOPIC);
                 continue;
             }
-            if let Some(parts) = next.get_mut(t) {
-                removed |= parts.remove(p).is_some();
-                if parts.is_empty() {
-                    next.remove(t);
-                }
-            }
             codes.push(code::NONE);
+            keys.push((t, p));
         }
-        if !removed {
+        if keys.is_empty() {
             return Box::pin(actix::fut::ready(Ok(codes)));
         }
-        let doc = GroupDoc {
-            group: self.group.id.clone(),
-            offsets: next.clone(),
-        };
-        let storage = self.storage.clone();
-        let path = group_doc_path(&self.group.id);
-        // Deletions are rare: serialize them with the mailbox paused.
-        let _ = ctx;
+        let (tx, rx) = oneshot::channel();
+        self.commit_queue.push_back(CommitJob {
+            change: Change::Delete(keys),
+            reply: Some(tx),
+        });
+        self.start_write(ctx);
         Box::pin(
             async move {
-                let body = serde_json::to_vec(&doc).map_err(|_| code::UNKNOWN_SERVER_ERROR)?;
-                storage
-                    .put_overwrite(&path, Bytes::from(body))
-                    .await
-                    .map_err(|_| super::state::COORDINATOR_NOT_AVAILABLE)?;
-                Ok(())
+                match rx.await.unwrap_or(super::state::COORDINATOR_NOT_AVAILABLE) {
+                    code::NONE => Ok(codes),
+                    c => Err(c),
+                }
             }
-            .into_actor(self)
-            .map(move |res: Result<(), i16>, act, _| {
-                res?;
-                act.offsets = next;
-                Ok(codes)
-            }),
+            .into_actor(self),
         )
     }
 }
 
-/// A topic was deleted: forget its offsets.
+/// A topic was deleted: forget its offsets (queued behind any write in flight, like commits).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DropTopic(pub String);
@@ -489,25 +548,16 @@ pub struct DropTopic(pub String);
 impl Handler<DropTopic> for GroupCoordinator {
     type Result = ();
     fn handle(&mut self, m: DropTopic, ctx: &mut Context<Self>) {
-        if self.offsets.remove(&m.0).is_none() {
+        let known = self.offsets.contains_key(&m.0)
+            || self.commit_queue.iter().any(|j| j.change.touches(&m.0));
+        if !known && !self.writing {
             return;
         }
-        let doc = GroupDoc {
-            group: self.group.id.clone(),
-            offsets: self.offsets.clone(),
-        };
-        let storage = self.storage.clone();
-        let path = group_doc_path(&self.group.id);
-        ctx.spawn(
-            async move {
-                if let Ok(body) = serde_json::to_vec(&doc) {
-                    if let Err(e) = storage.put_overwrite(&path, Bytes::from(body)).await {
-                        tracing::warn!("could not persist offsets after topic deletion: {e}");
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        self.commit_queue.push_back(CommitJob {
+            change: Change::DropTopic(m.0),
+            reply: None,
+        });
+        self.start_write(ctx);
     }
 }
 

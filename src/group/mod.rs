@@ -114,6 +114,17 @@ impl GroupManager {
                 return a.clone();
             }
         }
+        if g.len() >= 1024 && g.len().is_power_of_two() {
+            // Coordinators of idle groups stop themselves; forget them now and then.
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.retain(|name, a| {
+                let live = a.connected();
+                if !live {
+                    stats.remove(name);
+                }
+                live
+            });
+        }
         let addr = self.spawn(GroupDoc {
             group: group.to_string(),
             offsets: BTreeMap::new(),

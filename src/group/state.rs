@@ -22,6 +22,9 @@ pub const INVALID_GROUP_ID: i16 = 24;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 
+/// Characters of the client id kept at the front of a generated member id.
+const MEMBER_ID_PREFIX_CHARS: usize = 64;
+
 /// Group states, named as DescribeGroups/ListGroups report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -194,12 +197,25 @@ impl Group {
 
     fn new_member_id(&mut self, client_id: &str) -> String {
         self.next_id += 1;
-        let prefix = if client_id.is_empty() {
-            "member"
+        // The client id only makes member ids readable: a few dozen characters of it are
+        // enough, and a 30 KB client id must not make every member id 30 KB.
+        let prefix: String = if client_id.is_empty() {
+            "member".into()
         } else {
-            client_id
+            client_id.chars().take(MEMBER_ID_PREFIX_CHARS).collect()
         };
         format!("{prefix}-{}", uuid::Uuid::new_v4())
+    }
+
+    /// Nothing lives here: no member, no pending member id (the actor may stop when it also
+    /// has no committed offsets).
+    pub fn is_idle(&self) -> bool {
+        self.members.is_empty() && self.pending_ids.is_empty() && self.phase == Phase::Empty
+    }
+
+    /// Member ids handed out with MEMBER_ID_REQUIRED and not used yet.
+    pub fn pending_members(&self) -> usize {
+        self.pending_ids.len()
     }
 
     fn instance_owner(&self, instance: &str) -> Option<&Member> {
@@ -305,6 +321,16 @@ impl Group {
                 }
                 req.member_id = self.new_member_id(&req.client_id);
             } else {
+                if req.require_known_member_id
+                    && self.members.len() + self.pending_ids.len() >= self.limits.max_size
+                {
+                    // Pending members count toward group.max.size (as in Kafka, KIP-394):
+                    // otherwise empty JoinGroups could grow the pending set without bound.
+                    return (
+                        Reply::Now(JoinResult::error(GROUP_MAX_SIZE_REACHED, "")),
+                        fx,
+                    );
+                }
                 let id = self.new_member_id(&req.client_id);
                 if req.require_known_member_id {
                     self.pending_ids.insert(id.clone(), now + session);

@@ -71,11 +71,9 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
             });
         }
     }
-    let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        req.max_bytes as usize
-    };
+    // Kafka's rule: at most min(request max_bytes, broker fetch_max_bytes) — a non-positive
+    // request value means 0, not unlimited — but at least one batch when one is available.
+    let max_bytes = (req.max_bytes.max(0) as usize).min(broker.settings.fetch_max_bytes);
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -99,7 +97,8 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
             .flat_map(|(_, chunks)| chunks.iter().map(|c| c.len()))
             .sum();
         let any_error = results.iter().any(|(r, _)| r.error_code != code::NONE);
-        if total >= min_bytes.max(1)
+        // min_bytes <= 0 answers at once, as Kafka does.
+        if total >= min_bytes
             || any_error
             || Instant::now() >= deadline
             || watchers.is_empty()
@@ -136,6 +135,8 @@ async fn read_all(
 ) -> Vec<(PartitionData, Vec<Bytes>)> {
     let mut out = Vec::with_capacity(targets.len());
     let mut budget = max_bytes;
+    // Only the first partition with data may exceed the limits (one whole batch).
+    let mut served_any = false;
     for t in targets {
         let mut pd = PartitionData::default();
         pd.partition_index = t.partition;
@@ -164,7 +165,7 @@ async fn read_all(
         pd.last_stable_offset = hw;
         pd.log_start_offset = part.stats.log_start.load(Ordering::Relaxed);
         let limit = t.max_bytes.min(budget);
-        if limit == 0 && budget < max_bytes {
+        if limit == 0 && served_any {
             out.push((pd, chunks));
             continue;
         }
@@ -172,6 +173,7 @@ async fn read_all(
             Ok((batches, hw_now, start)) => {
                 let len: usize = batches.iter().map(|b| b.len()).sum();
                 budget = budget.saturating_sub(len);
+                served_any |= len > 0;
                 if len > 0 {
                     let records: u64 = batches
                         .iter()

@@ -69,48 +69,54 @@ pub async fn lookup(
             scan(
                 broker,
                 snap,
-                |offset, ts| {
+                move |offset, ts| {
                     if best.is_none_or(|(_, b)| ts > b) {
                         best = Some((offset, ts));
                     }
-                    false
+                    (false, best)
                 },
                 None,
             )
-            .await?;
-            Ok(best.unwrap_or((-1, -1)))
+            .await
+            .map(|b| b.unwrap_or((-1, -1)))
         }
-        t if t >= 0 => {
-            let mut found = None;
-            scan(
-                broker,
-                snap,
-                |offset, ts| {
-                    if ts >= t {
-                        found = Some((offset, ts));
-                        return true;
-                    }
-                    false
-                },
-                Some(t),
-            )
-            .await?;
-            Ok(found.unwrap_or((-1, -1)))
-        }
+        t if t >= 0 => scan(
+            broker,
+            snap,
+            move |offset, ts| {
+                if ts >= t {
+                    return (true, Some((offset, ts)));
+                }
+                (false, None)
+            },
+            Some(t),
+        )
+        .await
+        .map(|b| b.unwrap_or((-1, -1))),
         _ => Err(Error::InvalidRequest(format!(
             "unsupported timestamp query {target}"
         ))),
     }
 }
 
-/// Visit every visible record (offset, timestamp) in offset order until `f` returns true.
-/// With `min_ts`, batches and segments whose newest timestamp is below it are skipped.
-async fn scan<F: FnMut(i64, i64) -> bool>(
+/// What a scan carries between row groups: the visitor and the latest answer it gave.
+type Scan<F> = (F, Option<(i64, i64)>);
+
+/// Visit every visible record (offset, timestamp) in offset order until `f` says stop; `f`
+/// returns (stop, answer so far) and the last answer is the result. With `min_ts`, batches
+/// and segments whose newest timestamp is below it are skipped. Parsing (and decompressing
+/// hot batches) runs on the blocking pool, a row group at a time, never on the event loop.
+async fn scan<F>(
     broker: &Broker,
     snap: &Snapshot,
-    mut f: F,
+    f: F,
     min_ts: Option<i64>,
-) -> Result<()> {
+) -> Result<Option<(i64, i64)>>
+where
+    F: FnMut(i64, i64) -> (bool, Option<(i64, i64)>) + Send + 'static,
+{
+    let mut state: Scan<F> = (f, None);
+    let bounds = (snap.log_start, snap.high_watermark);
     let hot_start = snap.hot.first().map_or(snap.high_watermark, |b| b.base);
     for s in &snap.segments {
         if s.base >= hot_start {
@@ -123,14 +129,17 @@ async fn scan<F: FnMut(i64, i64) -> bool>(
         }
         // Row group by row group, so only one is decoded and held at a time.
         let mut at = s.base;
-        'segment: while let Some(group) = broker.cache.group_at(&broker.storage, s, at).await? {
-            for b in group.iter() {
-                if b.base_offset >= hot_start {
-                    break 'segment;
-                }
-                if visit(&b.bytes, b.max_timestamp, snap, min_ts, &mut f)? {
-                    return Ok(());
-                }
+        while let Some(group) = broker.cache.group_at(&broker.storage, s, at).await? {
+            let batches: Vec<(Bytes, i64)> = group
+                .iter()
+                .take_while(|b| b.base_offset < hot_start)
+                .map(|b| (b.bytes.clone(), b.max_timestamp))
+                .collect();
+            let whole = batches.len() == group.len();
+            let (stop, st) = visit_all(batches, bounds, min_ts, state).await?;
+            state = st;
+            if stop || !whole {
+                return Ok(state.1);
             }
             match group.last() {
                 Some(last) if last.last_offset >= at => at = last.last_offset + 1,
@@ -138,18 +147,52 @@ async fn scan<F: FnMut(i64, i64) -> bool>(
             }
         }
     }
-    for b in &snap.hot {
-        if visit(&b.bytes, b.max_timestamp, snap, min_ts, &mut f)? {
-            return Ok(());
-        }
+    let hot: Vec<(Bytes, i64)> = snap
+        .hot
+        .iter()
+        .map(|b| (b.bytes.clone(), b.max_timestamp))
+        .collect();
+    let (_, state) = visit_all(hot, bounds, min_ts, state).await?;
+    Ok(state.1)
+}
+
+/// Visit batches on the blocking pool; returns whether the visitor said stop.
+async fn visit_all<F>(
+    batches: Vec<(Bytes, i64)>,
+    bounds: (i64, i64),
+    min_ts: Option<i64>,
+    state: Scan<F>,
+) -> Result<(bool, Scan<F>)>
+where
+    F: FnMut(i64, i64) -> (bool, Option<(i64, i64)>) + Send + 'static,
+{
+    if batches.is_empty() {
+        return Ok((false, state));
     }
-    Ok(())
+    tokio::task::spawn_blocking(move || {
+        let (mut f, mut answer) = state;
+        for (bytes, max_ts) in &batches {
+            let mut g = |o, t| {
+                let (stop, a) = f(o, t);
+                if a.is_some() {
+                    answer = a;
+                }
+                stop
+            };
+            if visit(bytes, *max_ts, bounds, min_ts, &mut g)? {
+                return Ok((true, (f, answer)));
+            }
+        }
+        Ok((false, (f, answer)))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 fn visit<F: FnMut(i64, i64) -> bool>(
     bytes: &Bytes,
     max_ts: i64,
-    snap: &Snapshot,
+    (log_start, high_watermark): (i64, i64),
     min_ts: Option<i64>,
     f: &mut F,
 ) -> Result<bool> {
@@ -159,7 +202,7 @@ fn visit<F: FnMut(i64, i64) -> bool>(
     let (h, records) = parse_records(bytes, 1 << 30)?;
     for r in records {
         let offset = h.base_offset + r.offset_delta as i64;
-        if offset < snap.log_start || offset >= snap.high_watermark {
+        if offset < log_start || offset >= high_watermark {
             continue;
         }
         let ts = if h.attributes & ATTR_TIMESTAMP_LOG_APPEND != 0 {

@@ -119,6 +119,9 @@ pub struct RequestCtx {
     pub peer: SocketAddr,
     /// For Produce: keeps appends in the connection's request order (see [`ProduceGate`]).
     pub produce_gate: std::sync::Mutex<Option<ProduceGate>>,
+    /// For Produce: this request's share of the broker-wide unflushed-bytes budget, held until
+    /// its batches are durable (released when the context drops, or later for acks=0).
+    pub unflushed_permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// Orders the appends of pipelined Produce requests on one connection.
@@ -159,6 +162,10 @@ impl RequestCtx {
     pub fn take_produce_gate(&self) -> Option<ProduceGate> {
         self.produce_gate.lock().ok().and_then(|mut g| g.take())
     }
+
+    pub fn take_unflushed_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.unflushed_permit.lock().ok().and_then(|mut g| g.take())
+    }
 }
 
 impl RequestCtx {
@@ -177,8 +184,11 @@ pub async fn dispatch(
     frame: BytesMut,
     peer: SocketAddr,
     produce_gate: Option<ProduceGate>,
+    unflushed_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Outcome {
-    // The frame codec guarantees at least 8 bytes (key, version, correlation id).
+    if frame.len() < crate::protocol::frame::MIN_REQUEST_BYTES {
+        return Outcome::Close(format!("a {}-byte frame is not a request", frame.len()));
+    }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -224,6 +234,7 @@ pub async fn dispatch(
         version,
         peer,
         produce_gate: std::sync::Mutex::new(produce_gate),
+        unflushed_permit: std::sync::Mutex::new(unflushed_permit),
     };
     let fut = std::panic::AssertUnwindSafe(handle(&ctx, request)).catch_unwind();
     let result = fut.await;

@@ -7,9 +7,12 @@
 use super::{err_msg, RequestCtx};
 use crate::broker::Topic;
 use crate::error::{code, Error, Result};
-use crate::log::leader::Append;
+use crate::log::leader::{Append, AppendTicket};
 use crate::log::partition::AppendResult;
-use crate::protocol::records::{recompress, validate_produce, BatchHeader, ValidatedBatch};
+use crate::protocol::records::{
+    recompress, validate_produce, validate_produce_with, BatchHeader, DecodeBudget,
+    ValidatedBatch,
+};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -21,7 +24,11 @@ use std::time::Duration;
 /// generous for real data (text compresses ~10×), fatal for a compression bomb.
 pub const DECOMPRESSION_RATIO_CAP: usize = 64;
 
-async fn validate(records: Option<Bytes>, max_bytes: usize) -> Result<ValidatedBatch> {
+async fn validate(
+    records: Option<Bytes>,
+    max_bytes: usize,
+    budget: DecodeBudget,
+) -> Result<ValidatedBatch> {
     let records = records.ok_or_else(|| Error::InvalidRecord("null record set".into()))?;
     if records.len() > max_bytes {
         return Err(Error::MessageTooLarge(records.len()));
@@ -33,8 +40,9 @@ async fn validate(records: Option<Bytes>, max_bytes: usize) -> Result<ValidatedB
         .map(|h| h.attributes & 0x7 != 0)
         .unwrap_or(false);
     if compressed {
-        // Decompression is heavy: keep it off the connection's event loop.
-        tokio::task::spawn_blocking(move || validate_produce(&records, cap))
+        // Decompression is heavy: keep it off the connection's event loop. It streams, holding
+        // large records against the broker-wide decode budget.
+        tokio::task::spawn_blocking(move || validate_produce_with(&records, cap, Some(&budget)))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
     } else {
@@ -68,7 +76,7 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                     let max = topic
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
-                    let mut batch = validate(records, max).await?;
+                    let mut batch = validate(records, max, broker.decode_budget.clone()).await?;
                     if let Some(codec) = topic.compression() {
                         if batch.header.codec()? != codec {
                             // Topic compression.type wins over the producer's codec.
@@ -90,37 +98,49 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
         }
     }
     let prepared = futures::future::join_all(prepared).await;
-    // Phase 2, in the connection's request order: queue the appends with the leaders.
+    let deadline = tokio::time::Instant::now() + timeout.max(Duration::from_millis(1));
+    // Phase 2, in the connection's request order: queue the appends with the leaders. The
+    // next Produce of this connection may start only once every leader has *taken* this
+    // request's batches (offsets assigned), whether or not a mailbox was full meanwhile.
     let mut gate = ctx.take_produce_gate();
     if let Some(g) = gate.as_mut() {
         g.wait_turn().await;
     }
-    let mut jobs = Vec::with_capacity(prepared.len());
-    for (idx, res) in prepared {
-        // `send` queues the message in the leader's mailbox now; awaiting comes later.
-        let queued = res.and_then(|(topic, batch)| {
+    let appends = prepared.into_iter().map(|(idx, res)| async move {
+        let res: Result<(Arc<Topic>, u64, u64, AppendTicket)> = async {
+            let (topic, batch) = res?;
             let part = topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
             let (len, count) = (
                 batch.bytes.len() as u64,
                 batch.header.record_count.max(0) as u64,
             );
-            let send = part.addr.send(Append {
-                batch,
-                wait_durable: acks != 0,
-            });
-            Ok((topic, len, count, send))
-        });
+            let ticket = match tokio::time::timeout_at(deadline, part.addr.send(Append { batch }))
+                .await
+            {
+                Err(_) => Err(Error::Timeout),
+                Ok(Err(_mailbox)) => Err(Error::NotLeader),
+                Ok(Ok(r)) => r,
+            }?;
+            Ok((topic, len, count, ticket))
+        }
+        .await;
+        (idx, res)
+    });
+    let queued = futures::future::join_all(appends).await;
+    if let Some(g) = gate {
+        g.release();
+    }
+    // Phase 3: wait for durability.
+    let durable = queued.into_iter().map(|(idx, res)| {
         let broker = broker.clone();
-        jobs.push(async move {
+        async move {
             let res: Result<AppendResult> = async {
-                let (topic, len, count, send) = queued?;
-                let res =
-                    match tokio::time::timeout(timeout.max(Duration::from_millis(1)), send).await {
-                        Err(_) => Err(Error::Timeout),
-                        Ok(Err(_mailbox)) => Err(Error::NotLeader),
-                        Ok(Ok(r)) => r,
-                    };
-                if res.is_ok() {
+                let (topic, len, count, ticket) = res?;
+                let r = match tokio::time::timeout_at(deadline, ticket.durable()).await {
+                    Err(_) => Err(Error::Timeout),
+                    Ok(r) => r,
+                };
+                if r.is_ok() {
                     broker
                         .metrics
                         .bytes_in
@@ -132,19 +152,24 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                         .with_label_values(&[topic.name.as_str()])
                         .inc_by(count);
                 }
-                res
+                r
             }
             .await;
             (idx, res)
-        });
-    }
-    if let Some(g) = gate {
-        g.release();
-    }
-    let results = futures::future::join_all(jobs).await;
+        }
+    });
     if acks == 0 {
+        // No response, but the request's share of the unflushed-bytes budget stays held until
+        // its batches are durable: an acks=0 producer is paced by flushes like any other.
+        let permit = ctx.take_unflushed_permit();
+        let durable: Vec<_> = durable.collect();
+        actix::spawn(async move {
+            futures::future::join_all(durable).await;
+            drop(permit);
+        });
         return None;
     }
+    let results = futures::future::join_all(durable).await;
     let mut resp = ProduceResponse::default();
     let mut it = results.into_iter();
     for t in req.topic_data {

@@ -53,6 +53,8 @@ pub struct LeaderEnv {
     pub merge_min_segments: usize,
     pub merge_interval: Duration,
     pub zstd_level: i32,
+    /// Idle idempotent producers are forgotten after this long.
+    pub producer_expiration: Duration,
 }
 
 pub struct PartitionLeader {
@@ -62,6 +64,8 @@ pub struct PartitionLeader {
     stats: Arc<PartitionStats>,
     retention: Arc<RwLock<Retention>>,
     merging: bool,
+    /// A Stop that arrived during a merge: answered (and the actor stopped) when it ends.
+    stop_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl PartitionLeader {
@@ -90,6 +94,7 @@ impl PartitionLeader {
                 stats: stats.clone(),
                 retention,
                 merging: false,
+                stop_waiters: Vec::new(),
             },
             hw_rx,
             stats,
@@ -185,6 +190,14 @@ impl PartitionLeader {
         };
         ctx.spawn(fut.into_actor(self).map(|(inputs, res), act, ctx| {
             act.merging = false;
+            if !act.stop_waiters.is_empty() {
+                // The partition is being deleted: its objects are deleted after we answer.
+                for w in act.stop_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+                ctx.stop();
+                return;
+            }
             let merged = match res {
                 Ok(m) => m,
                 Err(e) => {
@@ -222,6 +235,11 @@ impl PartitionLeader {
     }
 
     fn run_retention(&mut self) {
+        let ttl = self.env.producer_expiration.as_millis() as i64;
+        let forgotten = self.log.producers.expire(now_ms(), ttl);
+        if forgotten > 0 {
+            tracing::debug!("{}: {forgotten} idle producer(s) expired", self.log.tp);
+        }
         if self.merging {
             return;
         }
@@ -279,16 +297,36 @@ impl Actor for PartitionLeader {
     }
 }
 
-/// Append one validated batch. Resolves when it is durable (acks 1/-1) or at once (acks 0).
+/// Append one validated batch. Answered as soon as offsets are assigned (so a producer's
+/// pipelined requests queue their appends in order); the ticket resolves once the batch is
+/// durable.
 #[derive(Message)]
-#[rtype(result = "Result<AppendResult>")]
+#[rtype(result = "Result<AppendTicket>")]
 pub struct Append {
     pub batch: ValidatedBatch,
-    pub wait_durable: bool,
+}
+
+/// What an append is owed.
+#[derive(Debug)]
+pub enum AppendTicket {
+    /// Already settled (a duplicate of a durable batch).
+    Done(AppendResult),
+    /// Resolves when the batch is durable (or failed).
+    Pending(oneshot::Receiver<Result<AppendResult>>),
+}
+
+impl AppendTicket {
+    /// Wait until the append is durable.
+    pub async fn durable(self) -> Result<AppendResult> {
+        match self {
+            AppendTicket::Done(r) => Ok(r),
+            AppendTicket::Pending(rx) => rx.await.map_err(|_| Error::NotLeader)?,
+        }
+    }
 }
 
 impl Handler<Append> for PartitionLeader {
-    type Result = ResponseFuture<Result<AppendResult>>;
+    type Result = Result<AppendTicket>;
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
         let h = msg.batch.header;
@@ -296,11 +334,9 @@ impl Handler<Append> for PartitionLeader {
         let (first_seq, last_seq) = (h.base_sequence, last_seq(h.base_sequence, h.record_count));
         if idempotent {
             if h.base_sequence < 0 {
-                return Box::pin(async {
-                    Err(Error::InvalidRecord(
-                        "an idempotent batch needs a base sequence".into(),
-                    ))
-                });
+                return Err(Error::InvalidRecord(
+                    "an idempotent batch needs a base sequence".into(),
+                ));
             }
             match self
                 .log
@@ -308,7 +344,7 @@ impl Handler<Append> for PartitionLeader {
                 .check(h.producer_id, h.producer_epoch, first_seq, last_seq)
             {
                 SeqCheck::Append => {}
-                SeqCheck::Reject(e) => return Box::pin(async move { Err(e) }),
+                SeqCheck::Reject(e) => return Err(e),
                 SeqCheck::Duplicate { base, last } => {
                     // A retry: answer with the original offsets once they are durable.
                     let log_start = self.log.log_start();
@@ -316,12 +352,12 @@ impl Handler<Append> for PartitionLeader {
                         base_offset: base,
                         log_start_offset: log_start,
                     };
-                    if last < self.log.high_watermark() || !msg.wait_durable {
-                        return Box::pin(async move { Ok(done) });
+                    if last < self.log.high_watermark() {
+                        return Ok(AppendTicket::Done(done));
                     }
                     let (tx, rx) = oneshot::channel();
                     self.log.add_waiter(base, last, tx);
-                    return Box::pin(async move { rx.await.map_err(|_| Error::NotLeader)? });
+                    return Ok(AppendTicket::Pending(rx));
                 }
             }
         }
@@ -340,15 +376,14 @@ impl Handler<Append> for PartitionLeader {
         }
         self.env.hot_total.fetch_add(bytes.len(), Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        if msg.wait_durable {
-            self.log.add_waiter(base, last, tx);
-        }
+        self.log.add_waiter(base, last, tx);
         let cmd = WriterCmd::Append {
             tp: self.log.tp.clone(),
             leader: ctx.address().recipient(),
             base,
             last,
             bytes,
+            decoded: msg.batch.decoded_len,
         };
         match self.env.writer.try_send(cmd) {
             Ok(()) => {}
@@ -366,16 +401,7 @@ impl Handler<Append> for PartitionLeader {
                 self.log.on_failed(base, "storage writer stopped");
             }
         }
-        let log_start = self.log.log_start();
-        Box::pin(async move {
-            if !msg.wait_durable {
-                return Ok(AppendResult {
-                    base_offset: base,
-                    log_start_offset: log_start,
-                });
-            }
-            rx.await.map_err(|_| Error::NotLeader)?
-        })
+        Ok(AppendTicket::Pending(rx))
     }
 }
 
@@ -473,15 +499,24 @@ impl Handler<DeleteRecords> for PartitionLeader {
     }
 }
 
-/// Stop the leader (topic deleted or broker shutting down).
+/// Stop the leader (topic deleted or broker shutting down). Answered once no merge of this
+/// partition is writing any more, so the caller may delete the partition's objects.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Stop;
 
 impl Handler<Stop> for PartitionLeader {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        if self.merging {
+            let (tx, rx) = oneshot::channel();
+            self.stop_waiters.push(tx);
+            return Box::pin(async move {
+                let _ = rx.await;
+            });
+        }
         ctx.stop();
+        Box::pin(async {})
     }
 }

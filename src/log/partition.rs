@@ -6,7 +6,7 @@ use super::producers::ProducerStates;
 use super::TopicPartition;
 
 use crate::error::{Error, Result};
-use crate::protocol::records::{set_base_offset, ValidatedBatch};
+use crate::protocol::records::{set_base_offset, set_partition_leader_epoch, ValidatedBatch};
 use crate::storage::writer::SegmentMeta;
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
@@ -124,6 +124,9 @@ impl PartitionLog {
         let last = base + batch.header.last_offset_delta as i64;
         let mut buf = BytesMut::from(&batch.bytes[..]);
         set_base_offset(&mut buf, base);
+        // Served batches say leader epoch 0 wherever they come from (a single leader that never
+        // changes), not whatever the producer wrote there. Outside the CRC, like the offset.
+        set_partition_leader_epoch(&mut buf, 0);
         let bytes = buf.freeze();
         self.next_offset = last + 1;
         self.hot_bytes += bytes.len();

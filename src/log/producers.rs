@@ -21,6 +21,8 @@ pub struct BatchSeq {
 struct Entry {
     epoch: i16,
     batches: VecDeque<BatchSeq>,
+    /// When this producer last appended (ms since the epoch; start-up counts as an append).
+    last_ms: i64,
 }
 
 /// What to do with an incoming idempotent batch.
@@ -109,7 +111,13 @@ impl ProducerStates {
     }
 
     pub fn record(&mut self, pid: i64, epoch: i16, b: BatchSeq) {
+        self.record_at(pid, epoch, b, crate::storage::writer::now_ms());
+    }
+
+    /// [`Self::record`] at a given time.
+    pub fn record_at(&mut self, pid: i64, epoch: i16, b: BatchSeq, now_ms: i64) {
         let e = self.map.entry(pid).or_default();
+        e.last_ms = now_ms;
         if epoch != e.epoch || e.batches.is_empty() {
             if epoch > e.epoch || e.batches.is_empty() {
                 e.batches.clear();
@@ -122,6 +130,15 @@ impl ProducerStates {
         }
     }
 
+    /// Forget producers idle for longer than `ttl_ms` (Kafka's `producer.id.expiration.ms`):
+    /// their next batch is treated as a new producer's. Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, ttl_ms: i64) -> usize {
+        let before = self.map.len();
+        self.map
+            .retain(|_, e| now_ms.saturating_sub(e.last_ms) <= ttl_ms);
+        before - self.map.len()
+    }
+
     /// Forget batches at or after `offset` (their write failed).
     pub fn truncate_from(&mut self, offset: i64) {
         for e in self.map.values_mut() {
@@ -129,6 +146,30 @@ impl ProducerStates {
                 e.batches.pop_back();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    /// Idempotent-producer state used to be kept forever, one entry per producer id ever seen.
+    #[test]
+    fn idle_producers_expire() {
+        let mut s = ProducerStates::default();
+        let b = BatchSeq {
+            first_seq: 0,
+            last_seq: 0,
+            base: 0,
+            last: 0,
+        };
+        s.record_at(1, 0, b, 1_000);
+        s.record_at(2, 0, b, 5_000);
+        assert_eq!(s.expire(6_000, 2_000), 1);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.check(1, 0, 0, 0), SeqCheck::Append);
+        assert_eq!(s.expire(100_000, 2_000), 1);
+        assert!(s.is_empty());
     }
 }
 

@@ -47,6 +47,9 @@ pub struct Connection {
     budget_kib: u32,
     /// Released once the latest Produce queued its appends (keeps offsets in request order).
     last_produce: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Authentication failed: the connection closes once the failure is written; nothing
+    /// more is read from it.
+    closing: bool,
 }
 
 /// Frame cap while a connection has not authenticated (Kafka's 512 KiB for SASL tokens).
@@ -73,7 +76,6 @@ impl Connection {
             as u32;
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(in_flight);
-        stats.open.fetch_add(1, Ordering::Relaxed);
         broker.metrics.connections_open.inc();
         Connection::create(move |ctx| {
             ctx.add_stream(FramedRead::new(rd, FrameCodec::with_limits(limits.clone())));
@@ -89,6 +91,7 @@ impl Connection {
                 in_flight_kib: Arc::new(Semaphore::new(budget_kib as usize)),
                 budget_kib,
                 last_produce: None,
+                closing: false,
             }
         });
     }
@@ -98,7 +101,7 @@ impl Actor for Connection {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.stats.close(self.peer.ip());
         self.broker.metrics.connections_open.dec();
         tracing::debug!("connection from {} closed", self.peer);
     }
@@ -116,8 +119,16 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
                 return;
             }
         };
+        if self.closing {
+            return;
+        }
         if self.sasl.required() {
             self.pre_auth(frame, ctx);
+            return;
+        }
+        if frame.len() < crate::protocol::frame::MIN_REQUEST_BYTES {
+            tracing::info!("closing connection from {}: short frame", self.peer);
+            ctx.stop();
             return;
         }
         // Hold the frame's size in permits until it is answered; wait (not reading further)
@@ -125,16 +136,44 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
         let kib = ((frame.len() / 1024) as u32 + 1).min(self.budget_kib);
         let (broker, peer) = (self.broker.clone(), self.peer);
         // Frames arrive here in order: chain each Produce behind the previous one.
-        let gate = if i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16 {
+        let is_produce = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16;
+        let gate = if is_produce {
             let (gate, next) = ProduceGate::chain(self.last_produce.take());
             self.last_produce = Some(next);
             Some(gate)
         } else {
             None
         };
+        // A Produce first takes its size from the broker-wide unflushed-bytes budget; while
+        // that is used up, this connection stops reading (TCP pushes back on the producer).
+        if is_produce {
+            let unflushed = self.broker.unflushed.clone();
+            let need = self.broker.unflushed_kib(frame.len());
+            let this_conn = self.in_flight_kib.clone();
+            let run = move |permit: OwnedSemaphorePermit, unflushed: OwnedSemaphorePermit| -> Pending {
+                Box::pin(async move {
+                    let out = dispatch(broker, frame, peer, gate, Some(unflushed)).await;
+                    drop(permit);
+                    out
+                })
+            };
+            ctx.wait(
+                async move {
+                    let u = unflushed.acquire_many_owned(need).await.ok()?;
+                    let c = this_conn.acquire_many_owned(kib).await.ok()?;
+                    Some((c, u))
+                }
+                .into_actor(self)
+                .map(move |permits, act, ctx| match permits {
+                    Some((c, u)) => act.enqueue(run(c, u), ctx),
+                    None => ctx.stop(),
+                }),
+            );
+            return;
+        }
         let run = move |permit: OwnedSemaphorePermit| -> Pending {
             Box::pin(async move {
-                let out = dispatch(broker, frame, peer, gate).await;
+                let out = dispatch(broker, frame, peer, gate, None).await;
                 drop(permit);
                 out
             })
@@ -189,6 +228,7 @@ impl Connection {
     }
 
     fn auth_failed(&mut self, reason: &str, ctx: &mut Context<Self>) {
+        self.closing = true;
         self.broker.metrics.sasl_failures.inc();
         tracing::info!("SASL authentication from {} failed: {reason}", self.peer);
         self.respond_now(Outcome::Close("authentication failed".into()), ctx);
@@ -216,12 +256,18 @@ impl Connection {
             }
             return;
         }
+        if frame.len() < crate::protocol::frame::MIN_REQUEST_BYTES {
+            // Raw tokens may be short; requests may not (the codec's minimum is off while a
+            // v0 handshake expects tokens).
+            return self.auth_failed("short frame before authentication", ctx);
+        }
         let key = i16::from_be_bytes([frame[0], frame[1]]);
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         match ApiKey::try_from(key) {
             Ok(ApiKey::ApiVersions) => {
-                let fut: Pending = Box::pin(dispatch(self.broker.clone(), frame, self.peer, None));
+                let fut: Pending =
+                    Box::pin(dispatch(self.broker.clone(), frame, self.peer, None, None));
                 self.enqueue(fut, ctx);
             }
             Ok(ApiKey::SaslHandshake) if (0..=1).contains(&version) => {

@@ -106,6 +106,30 @@ pub fn decompress(codec: Codec, input: &[u8], cap: usize) -> Result<Vec<u8>> {
     }
 }
 
+/// The decompressed size a snappy input declares (raw block, or xerial-framed blocks), checked
+/// before anything is allocated for it.
+pub fn decompressed_len(codec: Codec, input: &[u8]) -> Result<usize> {
+    let bad = |e: snap::Error| Error::CorruptMessage(format!("snappy: {e}"));
+    if codec != Codec::Snappy {
+        return Ok(input.len());
+    }
+    if !(input.starts_with(XERIAL_MAGIC) && input.len() >= 16) {
+        return snap::raw::decompress_len(input).map_err(bad);
+    }
+    let (mut pos, mut total) = (16usize, 0usize);
+    while pos + 4 <= input.len() {
+        let n = u32::from_be_bytes([input[pos], input[pos + 1], input[pos + 2], input[pos + 3]])
+            as usize;
+        pos += 4;
+        let block = input
+            .get(pos..pos.saturating_add(n))
+            .ok_or_else(|| Error::CorruptMessage("truncated snappy block".into()))?;
+        total = total.saturating_add(snap::raw::decompress_len(block).map_err(bad)?);
+        pos += n;
+    }
+    Ok(total)
+}
+
 fn snappy_raw(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<()> {
     let len = snap::raw::decompress_len(block)
         .map_err(|e| Error::CorruptMessage(format!("snappy: {e}")))?;

@@ -87,6 +87,12 @@ pub fn encode(
         w.tags_none();
     }
     w.tags_none();
+    // A frame length is an i32: a response past 2 GiB cannot be sent (the handler's byte
+    // limits keep real responses far below; this refuses rather than wrapping negative).
+    let total = w.buf.len() + w.spliced_len;
+    if total - 4 > i32::MAX as usize {
+        anyhow::bail!("a Fetch response of {total} bytes exceeds the 2 GiB frame limit");
+    }
     Ok(w.finish())
 }
 

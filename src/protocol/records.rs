@@ -119,6 +119,50 @@ pub struct ValidatedBatch {
     pub header: BatchHeader,
     /// The batch bytes exactly as the producer sent them.
     pub bytes: Bytes,
+    /// Size of its records once decompressed (what the batch costs to encode and to serve
+    /// from a segment); equal to the records' size on the wire for uncompressed batches.
+    pub decoded_len: usize,
+}
+
+/// Records of a compressed batch are validated in chunks of this size: validation memory is
+/// one chunk (or one record, when a record is larger), not the whole decompressed batch.
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// A broker-wide budget of decompressed bytes held at once by produce validation, in KiB
+/// permits. A record larger than [`STREAM_CHUNK`] is only read once its size is granted.
+#[derive(Debug, Clone)]
+pub struct DecodeBudget {
+    sem: std::sync::Arc<tokio::sync::Semaphore>,
+    total_kib: u32,
+}
+
+impl DecodeBudget {
+    pub fn new(bytes: usize) -> DecodeBudget {
+        let total_kib = u32::try_from(bytes / 1024)
+            .unwrap_or(u32::MAX)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
+        DecodeBudget {
+            sem: std::sync::Arc::new(tokio::sync::Semaphore::new(total_kib as usize)),
+            total_kib,
+        }
+    }
+
+    /// Bytes of the budget not held right now.
+    pub fn available_bytes(&self) -> usize {
+        self.sem.available_permits() * 1024
+    }
+
+    /// Hold `bytes` (at most the whole budget), waiting for them. Only from a blocking thread
+    /// inside the runtime; elsewhere (tests, fuzzers) nothing is held.
+    fn hold(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        handle
+            .block_on(self.sem.clone().acquire_many_owned(kib))
+            .ok()
+    }
 }
 
 /// Validate the `records` field of one produced partition: exactly one magic-2 batch
@@ -126,6 +170,16 @@ pub struct ValidatedBatch {
 /// a record count that matches `last_offset_delta`, and records that parse (decompressed
 /// with an output cap of `max_uncompressed`).
 pub fn validate_produce(records: &Bytes, max_uncompressed: usize) -> Result<ValidatedBatch> {
+    validate_produce_with(records, max_uncompressed, None)
+}
+
+/// [`validate_produce`], holding large decompressed records against a broker-wide `budget`
+/// (call it from a blocking thread inside the runtime when a budget is given: it may wait).
+pub fn validate_produce_with(
+    records: &Bytes,
+    max_uncompressed: usize,
+    budget: Option<&DecodeBudget>,
+) -> Result<ValidatedBatch> {
     let header = BatchHeader::parse(records)?;
     if header.batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
         return Err(Error::CorruptMessage(format!(
@@ -174,14 +228,135 @@ pub fn validate_produce(records: &Bytes, max_uncompressed: usize) -> Result<Vali
     let bytes = records.clone();
     // Parse every record (decompressing under the cap) so a malformed batch is refused now
     // rather than when it is encoded to Parquet.
-    let parsed = parse_records_with(&header, &bytes, codec, max_uncompressed, |_| Ok(()))?;
+    let (parsed, decoded_len) = match codec {
+        Codec::None => {
+            let n = parse_records_with(&header, &bytes, codec, max_uncompressed, |_| Ok(()))?;
+            (n, total - BATCH_HEADER_LEN)
+        }
+        c => validate_compressed(&header, c, &bytes[BATCH_HEADER_LEN..total], max_uncompressed, budget)?,
+    };
     if parsed != header.record_count as usize {
         return Err(Error::InvalidRecord(format!(
             "batch declares {} records but holds {}",
             header.record_count, parsed
         )));
     }
-    Ok(ValidatedBatch { header, bytes })
+    Ok(ValidatedBatch {
+        header,
+        bytes,
+        decoded_len,
+    })
+}
+
+/// Stream-validate the records of a compressed batch: decompress a chunk at a time, parse the
+/// complete records in it, carry the partial tail over. Returns (records, decompressed bytes).
+/// The output cap `max_uncompressed` bounds the whole batch; memory is one chunk or one record.
+fn validate_compressed(
+    header: &BatchHeader,
+    codec: Codec,
+    compressed: &[u8],
+    max_uncompressed: usize,
+    budget: Option<&DecodeBudget>,
+) -> Result<(usize, usize)> {
+    use std::io::Read;
+    let bomb = || Error::CorruptMessage(format!("decompressed batch exceeds {max_uncompressed} bytes"));
+    let bad = |e: std::io::Error| Error::CorruptMessage(format!("{codec:?} decompression: {e}"));
+    let mut reader: Box<dyn Read + '_> = match codec {
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(compressed)),
+        Codec::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(compressed)),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(compressed).map_err(bad)?),
+        // Snappy blocks declare their size: decompress at once under the cap and the budget.
+        Codec::Snappy | Codec::None => {
+            let need = compression::decompressed_len(codec, compressed)?;
+            if need > max_uncompressed {
+                return Err(bomb());
+            }
+            let _permit = acquire(budget, need);
+            let body = Bytes::from(compression::decompress(codec, compressed, max_uncompressed)?);
+            let n = parse_body(header, &body, |_| Ok(()))?;
+            return Ok((n, body.len()));
+        }
+    };
+    let count = header.record_count.max(0) as usize;
+    let mut pending = bytes::BytesMut::with_capacity(STREAM_CHUNK);
+    let mut decoded = 0usize;
+    let mut n = 0usize;
+    let mut eof = false;
+    let mut _permit = None;
+    loop {
+        // Fill up to the size the next complete record needs (at least a chunk).
+        let want = match record_extent(&pending)? {
+            Some(len) if len > pending.len() => len,
+            Some(_) => pending.len(),
+            None => pending.len() + STREAM_CHUNK,
+        }
+        .max(STREAM_CHUNK);
+        if want > max_uncompressed.saturating_add(16) {
+            return Err(bomb());
+        }
+        if want > STREAM_CHUNK && want > pending.capacity() {
+            _permit = None;
+            _permit = acquire(budget, want);
+        }
+        while !eof && pending.len() < want {
+            let at = pending.len();
+            pending.resize(want, 0);
+            let got = reader.read(&mut pending[at..]).map_err(bad)?;
+            pending.truncate(at + got);
+            decoded += got;
+            if decoded > max_uncompressed {
+                return Err(bomb());
+            }
+            eof = got == 0;
+        }
+        let body = pending.split().freeze();
+        let mut pos = 0;
+        while let Some(len) = record_extent(&body[pos..])? {
+            if len > body.len() - pos {
+                break;
+            }
+            if n >= count {
+                return Err(Error::InvalidRecord(format!(
+                    "batch holds more than its declared {count} records"
+                )));
+            }
+            let rec = parse_one(&body, &mut pos)?;
+            if rec.offset_delta != n as i32 {
+                return Err(Error::InvalidRecord(format!(
+                    "record {n} has offset delta {} (deltas must be consecutive)",
+                    rec.offset_delta
+                )));
+            }
+            n += 1;
+        }
+        pending.extend_from_slice(&body[pos..]);
+        if eof {
+            if !pending.is_empty() {
+                return Err(Error::CorruptMessage("truncated record".into()));
+            }
+            return Ok((n, decoded));
+        }
+    }
+}
+
+/// The total size (length varint included) of the record starting at `buf[0]`, or `None` when
+/// `buf` does not hold its whole length varint yet.
+fn record_extent(buf: &[u8]) -> Result<Option<usize>> {
+    let mut pos = 0;
+    match read_varint(buf, &mut pos) {
+        Ok(len) if len < 0 => Err(Error::CorruptMessage(format!("record length {len}"))),
+        Ok(len) => Ok(Some(pos + len as usize)),
+        Err(_) if buf.len() < 5 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Hold `bytes` of the decode budget, if there is one (see [`DecodeBudget::hold`]).
+fn acquire(
+    budget: Option<&DecodeBudget>,
+    bytes: usize,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    budget?.hold(bytes)
 }
 
 /// Re-encode a validated batch with another codec (topic `compression.type`), keeping its
@@ -215,9 +390,25 @@ pub fn recompress(
         base_sequence: h.base_sequence,
         partition_leader_epoch: h.partition_leader_epoch,
     };
+    let decoded_len = owned
+        .iter()
+        .map(|r| {
+            r.key.as_ref().map_or(0, |k| k.len())
+                + r.value.as_ref().map_or(0, |v| v.len())
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                    .sum::<usize>()
+                + 16
+        })
+        .sum();
     let bytes = Bytes::from(encode_batch(&meta, &owned, codec, level)?);
     let header = BatchHeader::parse(&bytes)?;
-    Ok(ValidatedBatch { header, bytes })
+    Ok(ValidatedBatch {
+        header,
+        bytes,
+        decoded_len,
+    })
 }
 
 /// Overwrite the base offset of the batch in `batch` (outside the CRC, so no re-encoding).
@@ -259,7 +450,7 @@ fn parse_records_with<F: FnMut(Record) -> Result<()>>(
     batch: &Bytes,
     codec: Codec,
     max_uncompressed: usize,
-    mut f: F,
+    f: F,
 ) -> Result<usize> {
     let end = header.total_len().min(batch.len());
     if end < BATCH_HEADER_LEN {
@@ -273,6 +464,15 @@ fn parse_records_with<F: FnMut(Record) -> Result<()>>(
             max_uncompressed,
         )?),
     };
+    parse_body(header, &body, f)
+}
+
+/// Parse the (decompressed) records of a batch, checking count and offset deltas.
+fn parse_body<F: FnMut(Record) -> Result<()>>(
+    header: &BatchHeader,
+    body: &Bytes,
+    mut f: F,
+) -> Result<usize> {
     let mut pos = 0usize;
     let mut n = 0usize;
     let count = header.record_count.max(0) as usize;
@@ -282,7 +482,7 @@ fn parse_records_with<F: FnMut(Record) -> Result<()>>(
                 "batch holds more than its declared {count} records"
             )));
         }
-        let rec = parse_one(&body, &mut pos)?;
+        let rec = parse_one(body, &mut pos)?;
         if rec.offset_delta != n as i32 {
             return Err(Error::InvalidRecord(format!(
                 "record {n} has offset delta {} (deltas must be consecutive)",

@@ -223,7 +223,7 @@ mod tests {
                 Bytes::from(encode_batch(&m, &recs, Codec::None, 0).unwrap())
             })
             .collect();
-        let enc = crate::storage::segment::encode_segment(&batches, 1).unwrap();
+        let enc = crate::storage::segment::encode_segment(&batches, 0, 1).unwrap();
         storage.put_create("seg", enc.data).await.unwrap();
         let seg = meta(0, 6 * 2048 - 1, "seg");
         let c = SegmentCache::new(1 << 30);

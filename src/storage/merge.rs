@@ -42,7 +42,7 @@ pub async fn merge_segments(
             enc.base_offset, enc.last_offset, first.base, last.last
         )));
     }
-    let path = segment_path(&tp.topic, tp.partition, first.base, last.last);
+    let path = segment_path(tp, first.base, last.last);
     let size = enc.data.len() as u64;
     storage.put_create(&path, enc.data).await?;
     Ok(SegmentMeta {

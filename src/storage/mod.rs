@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Named failure points, for tests that break one kind of I/O on purpose.
@@ -26,6 +26,20 @@ pub struct FailPoints {
     pub put: AtomicBool,
     /// Every get fails.
     pub get: AtomicBool,
+    /// The next N puts land and then report a server error, as an S3 PUT whose response was
+    /// lost (a 500 or a timeout after the object was stored).
+    pub put_lands_then_fails: AtomicU32,
+    /// The next N puts land and then report `AlreadyExists`, as object_store's retry of such a
+    /// PUT does (the conditional retry gets 412).
+    pub put_lands_then_exists: AtomicU32,
+    /// Every put first waits this many milliseconds (a slow or stalled store).
+    pub put_delay_ms: AtomicU64,
+}
+
+/// Take one from a failure-point counter; true when it was armed.
+fn take_one(c: &AtomicU32) -> bool {
+    c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// A listed object.
@@ -152,27 +166,46 @@ impl Storage {
         if self.failpoints.put.load(Ordering::Relaxed) {
             return Err(Error::Storage(format!("injected put failure at {path}")));
         }
-        let opts = PutOptions {
-            mode,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(&Path::from(path), PutPayload::from_bytes(data), opts)
-            .await
-        {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(Error::AlreadyExists(path.to_string()))
-            }
-            Err(e) => return Err(e.into()),
+        let delay = self.failpoints.put_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         }
+        let lands_then_fails = take_one(&self.failpoints.put_lands_then_fails);
+        let lands_then_exists = take_one(&self.failpoints.put_lands_then_exists);
         if let Some(root) = &self.local_root {
             let file = root.join(path);
-            tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
+            let create = matches!(mode, PutMode::Create);
+            tokio::task::spawn_blocking(move || local_put(&file, &data, create))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::Storage(format!("fsync {path}: {e}")))?;
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.to_string()),
+                    _ => Error::Storage(format!("write {path}: {e}")),
+                })?;
+        } else {
+            let opts = PutOptions {
+                mode,
+                ..Default::default()
+            };
+            match self
+                .store
+                .put_opts(&Path::from(path), PutPayload::from_bytes(data), opts)
+                .await
+            {
+                Ok(_) => {}
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    return Err(Error::AlreadyExists(path.to_string()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if lands_then_fails {
+            return Err(Error::Storage(format!(
+                "injected 500 after the put of {path} landed"
+            )));
+        }
+        if lands_then_exists {
+            return Err(Error::AlreadyExists(path.to_string()));
         }
         Ok(())
     }
@@ -250,10 +283,52 @@ impl Storage {
     }
 }
 
-fn fsync_file_and_dir(file: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(file)?.sync_all()?;
-    if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+/// Write a file durably on a local folder: the bytes go to a temporary file in the target
+/// folder, which is fsynced *before* it is linked (create: fails if the target exists) or
+/// renamed (overwrite) into place; then the folder is fsynced, and so is every folder this
+/// write created, so the new name survives a power loss, not just a crash of the process.
+fn local_put(file: &std::path::Path, data: &[u8], create: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = file
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
+    // Folders to create, outermost first, and fsync after (their parents hold the new names).
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        if create {
+            std::fs::hard_link(&tmp, file)?;
+            std::fs::remove_file(&tmp)?;
+        } else {
+            std::fs::rename(&tmp, file)?;
+        }
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res?;
+    for m in missing.iter().rev() {
+        if let Some(parent) = m.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
     }
     Ok(())
 }
@@ -263,31 +338,89 @@ pub fn topic_meta_path(topic: &str) -> String {
     format!("meta/topics/{topic}.json")
 }
 
-/// `data/topic={topic}/partition={p}/`
-pub fn partition_prefix(topic: &str, partition: i32) -> String {
-    format!("data/topic={topic}/partition={partition}")
+/// `meta/deleted/{topic_id}.json`: a topic deletion in progress (its metadata may already be
+/// gone). Recovery finishes the deletion of exactly that id's objects; objects of topics that
+/// have neither metadata nor a tombstone are kept, never guessed to be garbage.
+pub fn tombstone_path(topic_id: &[u8; 16]) -> String {
+    format!("meta/deleted/{}.json", hex_id(topic_id))
 }
 
-/// `data/topic={topic}/partition={p}/{base:020}-{last:020}.parquet`
-pub fn segment_path(topic: &str, partition: i32, base: i64, last: i64) -> String {
-    format!(
-        "{}/{base:020}-{last:020}.parquet",
-        partition_prefix(topic, partition)
-    )
+/// `meta/quarantine/{file}.{ms}`: where an unreadable metadata document is moved aside.
+pub fn quarantine_path(path: &str, now_ms: i64) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    format!("meta/quarantine/{file}.{now_ms}")
 }
 
-/// Parse a segment path back into (topic, partition, base, last).
-pub fn parse_segment_path(path: &str) -> Option<(String, i32, i64, i64)> {
+/// A topic id as 32 lowercase hex digits (the form used in paths and metadata).
+pub fn hex_id(id: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*id).simple().to_string()
+}
+
+/// `data/topic={topic}/`: every incarnation of a topic name.
+pub fn topic_prefix(topic: &str) -> String {
+    format!("data/topic={topic}")
+}
+
+/// `data/topic={topic}/topic_id={id}/`: one incarnation's objects (legacy paths without an id
+/// are `data/topic={topic}/partition={p}/`).
+pub fn topic_id_prefix(topic: &str, topic_id: &[u8; 16]) -> String {
+    format!("{}/topic_id={}", topic_prefix(topic), hex_id(topic_id))
+}
+
+/// The folder of a partition's segments.
+pub fn partition_prefix(tp: &crate::log::TopicPartition) -> String {
+    if tp.topic_id == [0; 16] {
+        format!("{}/partition={}", topic_prefix(&tp.topic), tp.partition)
+    } else {
+        format!(
+            "{}/partition={}",
+            topic_id_prefix(&tp.topic, &tp.topic_id),
+            tp.partition
+        )
+    }
+}
+
+/// `data/topic={topic}/topic_id={id}/partition={p}/{base:020}-{last:020}.parquet`
+pub fn segment_path(tp: &crate::log::TopicPartition, base: i64, last: i64) -> String {
+    format!("{}/{base:020}-{last:020}.parquet", partition_prefix(tp))
+}
+
+/// A segment path, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentPath {
+    pub topic: String,
+    /// `None` for legacy paths written before topic ids were part of the layout.
+    pub topic_id: Option<[u8; 16]>,
+    pub partition: i32,
+    pub base: i64,
+    pub last: i64,
+}
+
+/// Parse a segment path (with or without the `topic_id=` level).
+pub fn parse_segment_path(path: &str) -> Option<SegmentPath> {
     let rest = path.strip_prefix("data/topic=")?;
-    let (topic, rest) = rest.split_once("/partition=")?;
+    let (topic, mut rest) = rest.split_once('/')?;
+    let mut topic_id = None;
+    if let Some(r) = rest.strip_prefix("topic_id=") {
+        let (id, r) = r.split_once('/')?;
+        topic_id = Some(*uuid::Uuid::parse_str(id).ok()?.as_bytes());
+        rest = r;
+    }
+    let rest = rest.strip_prefix("partition=")?;
     let (partition, file) = rest.split_once('/')?;
     let file = file.strip_suffix(".parquet")?;
     let (base, last) = file.split_once('-')?;
-    let (base, last) = (base.parse().ok()?, last.parse().ok()?);
-    if last < base {
+    let (base, last): (i64, i64) = (base.parse().ok()?, last.parse().ok()?);
+    if last < base || base < 0 {
         return None;
     }
-    Some((topic.to_string(), partition.parse().ok()?, base, last))
+    Some(SegmentPath {
+        topic: topic.to_string(),
+        topic_id,
+        partition: partition.parse().ok()?,
+        base,
+        last,
+    })
 }
 
 #[cfg(test)]
@@ -296,12 +429,26 @@ mod tests {
 
     #[test]
     fn segment_paths_round_trip() {
-        let p = segment_path("orders", 3, 10, 99);
+        let legacy = crate::log::TopicPartition::new("orders", 3);
+        let p = segment_path(&legacy, 10, 99);
         assert_eq!(
             p,
             "data/topic=orders/partition=3/00000000000000000010-00000000000000000099.parquet"
         );
-        assert_eq!(parse_segment_path(&p), Some(("orders".into(), 3, 10, 99)));
+        let parsed = parse_segment_path(&p).unwrap();
+        assert_eq!((parsed.topic.as_str(), parsed.topic_id), ("orders", None));
+        assert_eq!((parsed.partition, parsed.base, parsed.last), (3, 10, 99));
+        let id = [7u8; 16];
+        let tp = crate::log::TopicPartition::with_id("orders", id, 3);
+        let p = segment_path(&tp, 10, 99);
+        assert_eq!(
+            p,
+            "data/topic=orders/topic_id=07070707070707070707070707070707/partition=3/\
+             00000000000000000010-00000000000000000099.parquet"
+        );
+        let parsed = parse_segment_path(&p).unwrap();
+        assert_eq!(parsed.topic_id, Some(id));
+        assert_eq!((parsed.partition, parsed.base, parsed.last), (3, 10, 99));
         assert_eq!(
             parse_segment_path("data/topic=x/partition=1/junk.parquet"),
             None
@@ -324,7 +471,7 @@ mod tests {
     async fn local_folder_writes_files_in_the_layout() {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path().to_str().unwrap()).unwrap();
-        let p = segment_path("t", 0, 0, 1);
+        let p = segment_path(&crate::log::TopicPartition::new("t", 0), 0, 1);
         s.put_create(&p, Bytes::from_static(b"x")).await.unwrap();
         assert!(dir.path().join(&p).exists());
         let listed = s.list("data").await.unwrap();

@@ -99,8 +99,10 @@ pub const ROW_GROUP_TARGET_BYTES: usize = 4 << 20;
 pub const COMPRESS_FROM_BYTES: usize = 64 * 1024;
 
 /// Encode consecutive batches (base offsets already assigned) as one Parquet segment.
-pub fn encode_segment(batches: &[Bytes], zstd_level: i32) -> Result<EncodedSegment> {
-    let total: usize = batches.iter().map(|b| b.len()).sum();
+/// `decoded` is the batches' decompressed size (it decides whether pages are compressed: a
+/// small compressed batch may decode to megabytes).
+pub fn encode_segment(batches: &[Bytes], decoded: usize, zstd_level: i32) -> Result<EncodedSegment> {
+    let total: usize = batches.iter().map(|b| b.len()).sum::<usize>().max(decoded);
     let level = (total >= COMPRESS_FROM_BYTES).then_some(zstd_level);
     let mut enc = SegmentEncoder::new(level)?;
     for b in batches {
@@ -245,6 +247,13 @@ impl SegmentEncoder {
             0i8
         };
         for r in records {
+            self.cols.bytes += 16
+                + r.key.as_ref().map_or(0, |k| k.len())
+                + r.value.as_ref().map_or(0, |v| v.len())
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+                    .sum::<usize>();
             let offset = h.base_offset + r.offset_delta as i64;
             self.check_offset(offset)?;
             // Log-append-time batches carry the broker time in max_timestamp.
@@ -287,7 +296,7 @@ impl SegmentEncoder {
             c.batch_bases.push(h.base_offset);
             self.records += 1;
         }
-        self.cols.bytes += batch.len();
+        // Row groups are sized by decoded bytes: that is what a reader decodes per group.
         if self.cols.bytes >= ROW_GROUP_TARGET_BYTES {
             self.flush_group()?;
         }
@@ -635,7 +644,7 @@ mod tests {
     #[test]
     fn segment_round_trip_keeps_boundaries_nulls_and_headers() {
         let batches = vec![batch_at(100, 5, Codec::None), batch_at(105, 7, Codec::Lz4)];
-        let seg = encode_segment(&batches, 1).unwrap();
+        let seg = encode_segment(&batches, 0, 1).unwrap();
         assert_eq!(
             (seg.base_offset, seg.last_offset, seg.records),
             (100, 111, 12)
@@ -656,7 +665,7 @@ mod tests {
     #[test]
     fn non_consecutive_batches_are_refused() {
         let batches = vec![batch_at(0, 2, Codec::None), batch_at(5, 2, Codec::None)];
-        assert!(encode_segment(&batches, 1).is_err());
+        assert!(encode_segment(&batches, 0, 1).is_err());
     }
 
     #[test]
@@ -683,7 +692,7 @@ mod tests {
             // Sequences wrap after i32::MAX.
             producer_batch(15, 3, 8, i32::MAX - 1),
         ];
-        let seg = encode_segment(&batches, 1).unwrap();
+        let seg = encode_segment(&batches, 0, 1).unwrap();
         let index = SegmentIndex::load(seg.data, 10).unwrap();
         assert_eq!((index.group_starts.clone(), index.end), (vec![10], 18));
         let got = index.producer_batches().unwrap();
@@ -727,7 +736,7 @@ mod tests {
                 Bytes::from(b)
             })
             .collect();
-        let seg = encode_segment(&batches, 1).unwrap();
+        let seg = encode_segment(&batches, 0, 1).unwrap();
         let index = SegmentIndex::load(seg.data.clone(), 0).unwrap();
         assert_eq!(index.group_starts, vec![0, 5000, 10000]);
         assert_eq!(index.group_of(4999), Some(0));

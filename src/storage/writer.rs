@@ -61,11 +61,17 @@ pub enum WriterCmd {
         base: i64,
         last: i64,
         bytes: Bytes,
+        /// Decompressed size of the batch's records (flush thresholds count these).
+        decoded: usize,
     },
     /// The leader processed a failure; accept appends again.
     Reset { tp: TopicPartition },
-    /// The partition was deleted: drop its buffer.
-    Forget { tp: TopicPartition },
+    /// The partition was deleted: drop its buffer; `done` is answered once no write of it is
+    /// in flight any more (so the deletion can list and delete its objects after that).
+    Forget {
+        tp: TopicPartition,
+        done: Option<oneshot::Sender<()>>,
+    },
     /// Flush everything and answer once nothing is buffered or in flight.
     FlushAll { done: oneshot::Sender<()> },
 }
@@ -77,14 +83,24 @@ pub struct WriterConfig {
     pub max_batch_messages: usize,
     pub flush_interval: Duration,
     pub zstd_level: i32,
+    /// Largest object one flush writes (by decoded size); a larger backlog takes several.
+    pub max_object_bytes: usize,
+}
+
+/// One buffered batch.
+struct Buffered {
+    base: i64,
+    last: i64,
+    bytes: Bytes,
+    decoded: usize,
 }
 
 #[derive(Default)]
 struct PartitionBuffer {
     leader: Option<Recipient<WriterEvent>>,
-    batches: Vec<Bytes>,
-    first: i64,
+    batches: std::collections::VecDeque<Buffered>,
     last: i64,
+    /// Decoded bytes buffered (what flush thresholds count).
     bytes: usize,
     messages: usize,
     /// When the previous flush started.
@@ -92,6 +108,8 @@ struct PartitionBuffer {
     in_flight: bool,
     timer_armed: bool,
     failed: bool,
+    /// Deleted while a write was in flight: answered and removed when it ends.
+    forgotten: Option<Vec<oneshot::Sender<()>>>,
 }
 
 pub struct SegmentWriter {
@@ -131,22 +149,28 @@ impl SegmentWriter {
                 base,
                 last,
                 bytes,
+                decoded,
             } => {
                 let p = self.parts.entry(tp.clone()).or_default();
-                if p.failed {
-                    // Stale append issued before the leader saw the failure; it is failed there.
+                if p.failed || p.forgotten.is_some() {
+                    // Stale append issued before the leader saw the failure (it is failed
+                    // there), or for a partition being deleted.
                     return;
                 }
-                if p.batches.is_empty() {
-                    p.first = base;
-                } else if base != p.last + 1 {
+                if !p.batches.is_empty() && base != p.last + 1 {
                     tracing::error!("{tp}: append {base} does not follow {}", p.last);
                 }
                 p.leader = Some(leader);
                 p.last = last;
-                p.bytes += bytes.len();
+                let decoded = decoded.max(bytes.len());
+                p.bytes += decoded;
                 p.messages += (last - base + 1) as usize;
-                p.batches.push(bytes);
+                p.batches.push_back(Buffered {
+                    base,
+                    last,
+                    bytes,
+                    decoded,
+                });
                 self.maybe_flush(tp, ctx);
             }
             WriterCmd::Reset { tp } => {
@@ -154,8 +178,21 @@ impl SegmentWriter {
                     p.failed = false;
                 }
             }
-            WriterCmd::Forget { tp } => {
-                self.parts.remove(&tp);
+            WriterCmd::Forget { tp, done } => {
+                match self.parts.get_mut(&tp) {
+                    Some(p) if p.in_flight => {
+                        p.batches.clear();
+                        p.bytes = 0;
+                        p.messages = 0;
+                        p.forgotten.get_or_insert_with(Vec::new).extend(done);
+                    }
+                    _ => {
+                        self.parts.remove(&tp);
+                        if let Some(d) = done {
+                            let _ = d.send(());
+                        }
+                    }
+                }
                 self.check_drained();
             }
             WriterCmd::FlushAll { done } => {
@@ -210,18 +247,30 @@ impl SegmentWriter {
         let Some(leader) = p.leader.clone() else {
             return;
         };
-        let batches = std::mem::take(&mut p.batches);
-        let (first, last) = (p.first, p.last);
-        p.bytes = 0;
-        p.messages = 0;
+        // One object holds at most `max_object_bytes` (decoded): the rest waits for the next.
+        let mut batches = Vec::new();
+        let mut decoded = 0usize;
+        let first = p.batches.front().map_or(0, |b| b.base);
+        let mut last = first;
+        while let Some(b) = p.batches.front() {
+            if !batches.is_empty() && decoded + b.decoded > self.cfg.max_object_bytes {
+                break;
+            }
+            let b = p.batches.pop_front().expect("front exists");
+            decoded += b.decoded;
+            p.bytes -= b.decoded;
+            p.messages = p.messages.saturating_sub((b.last - b.base + 1) as usize);
+            last = b.last;
+            batches.push(b.bytes);
+        }
         p.last_flush = Some(Instant::now());
         p.in_flight = true;
         let storage = self.storage.clone();
         let level = self.cfg.zstd_level;
-        let path = segment_path(&tp.topic, tp.partition, first, last);
+        let path = segment_path(&tp, first, last);
         let started = Instant::now();
         let fut = async move {
-            let enc = tokio::task::spawn_blocking(move || encode_segment(&batches, level))
+            let enc = tokio::task::spawn_blocking(move || encode_segment(&batches, decoded, level))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
             if enc.base_offset != first || enc.last_offset != last {
@@ -232,15 +281,7 @@ impl SegmentWriter {
             }
             let size = enc.data.len() as u64;
             let records = enc.records as u64;
-            if let Err(e) = storage.put_create(&path, enc.data).await {
-                // The put may have landed despite the error (e.g. a timeout): remove it so the
-                // retried offsets do not collide with an unacknowledged copy. Never delete an
-                // object that existed before this put.
-                if !matches!(e, Error::AlreadyExists(_)) {
-                    let _ = storage.delete(&path).await;
-                }
-                return Err(e);
-            }
+            write_segment(&storage, &path, enc.data).await?;
             Ok((
                 SegmentMeta {
                     base: first,
@@ -283,6 +324,12 @@ impl SegmentWriter {
             }
             if let Some(p) = act.parts.get_mut(&tp) {
                 p.in_flight = false;
+                if let Some(waiters) = p.forgotten.take() {
+                    act.parts.remove(&tp);
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                }
             }
             act.maybe_flush(tp, ctx);
             act.check_drained();
@@ -301,6 +348,57 @@ impl SegmentWriter {
             for w in self.drain_waiters.drain(..) {
                 let _ = w.send(());
             }
+        }
+    }
+}
+
+/// Write a segment with `PutMode::Create` and settle what the store says about it:
+///
+/// - `AlreadyExists` (an S3 PUT retried by object_store after its first attempt landed gets
+///   412; a write interrupted by a crash left its object): the stored object is read back;
+///   identical bytes mean the write is durable. Different bytes are a real conflict: the
+///   stored object (never acknowledged: offsets are only reused after a failed write was
+///   removed) is copied to `conflicts/…` and replaced, so neither side is lost.
+/// - Any other error: the put may still have landed (a timeout, a lost response). The object
+///   is deleted — retried until the store confirms — before the failure is reported, because
+///   the leader reuses these offsets for the next write.
+async fn write_segment(storage: &Storage, path: &str, data: Bytes) -> Result<(), Error> {
+    match storage.put_create(path, data.clone()).await {
+        Ok(()) => Ok(()),
+        Err(Error::AlreadyExists(_)) => {
+            let stored = storage.get(path).await?;
+            if stored == data {
+                tracing::info!("{path} was already stored with the same bytes: durable");
+                return Ok(());
+            }
+            let aside = format!("conflicts/{path}.{}", now_ms());
+            tracing::warn!(
+                "{path} exists with different bytes (an unacknowledged earlier write); \
+                 moving it to {aside}"
+            );
+            storage.put_overwrite(&aside, stored).await?;
+            storage.delete(path).await?;
+            storage.put_create(path, data).await
+        }
+        Err(e) => {
+            let mut wait = Duration::from_millis(50);
+            let mut attempts = 0u32;
+            loop {
+                match storage.delete(path).await {
+                    Ok(()) => break,
+                    Err(d) => {
+                        attempts += 1;
+                        if attempts % 10 == 1 {
+                            tracing::warn!(
+                                "could not remove {path} after a failed write ({d}); retrying"
+                            );
+                        }
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            Err(e)
         }
     }
 }

@@ -326,6 +326,28 @@ pub fn count_batches(mut b: Bytes) -> usize {
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).
+/// The folder of a partition's segments on a local store:
+/// `data/topic={topic}/topic_id={id}/partition={p}` (the one incarnation of the topic there).
+pub fn partition_dir(root: &std::path::Path, topic: &str, partition: i32) -> std::path::PathBuf {
+    let topic_dir = root.join(format!("data/topic={topic}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(entries) = std::fs::read_dir(&topic_dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("topic_id=") {
+                    return e.path().join(format!("partition={partition}"));
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no segments of {topic} under {}",
+            topic_dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
