@@ -375,7 +375,10 @@ impl Settings {
         if self.storage.max_object_bytes < 1024 * 1024
             || self.storage.max_object_bytes > 4 * 1024 * 1024 * 1024
         {
-            return bad("storage.max_object_bytes", "must be between 1 MiB and 4 GiB");
+            return bad(
+                "storage.max_object_bytes",
+                "must be between 1 MiB and 4 GiB",
+            );
         }
         if self.storage.path.trim().is_empty() {
             return bad("storage.path", "must not be empty");

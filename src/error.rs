@@ -179,7 +179,9 @@ mod tests {
     fn client_messages_hide_storage_details() {
         let e = Error::Storage("s3://bucket/data/topic=x/partition=0/1-2.parquet: 500".into());
         assert!(!e.message().contains("bucket"));
-        assert!(!Error::Internal("/var/lib/x".into()).message().contains("/var"));
+        assert!(!Error::Internal("/var/lib/x".into())
+            .message()
+            .contains("/var"));
         assert!(Error::InvalidTopic("bad name".into())
             .message()
             .contains("bad name"));

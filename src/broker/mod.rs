@@ -108,6 +108,8 @@ impl Broker {
         arbiters: Vec<ArbiterHandle>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Broker>> {
+        let decode_budget =
+            crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
         let (writer, writer_tx) = SegmentWriter::start_writer(
             storage.clone(),
             WriterConfig {
@@ -116,6 +118,7 @@ impl Broker {
                 flush_interval: Duration::from_millis(settings.batching.flush_interval_ms),
                 zstd_level: settings.performance.compression_level,
                 max_object_bytes: settings.storage.max_object_bytes,
+                decode_budget: decode_budget.clone(),
             },
             metrics.clone(),
         );
@@ -150,8 +153,6 @@ impl Broker {
             },
             arbiters.clone(),
         );
-        let decode_budget =
-            crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
         let unflushed_total_kib = u32::try_from(settings.max_unflushed_bytes / 1024)
             .unwrap_or(u32::MAX)
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
@@ -588,7 +589,13 @@ impl Broker {
         // Segments written before topic ids were part of the layout belong to this topic too.
         for p in 0..topic.partitions.len() as i32 {
             let legacy = partition_prefix(&TopicPartition::new(&topic.name, p));
-            paths.extend(self.storage.list(&legacy).await?.into_iter().map(|o| o.path));
+            paths.extend(
+                self.storage
+                    .list(&legacy)
+                    .await?
+                    .into_iter()
+                    .map(|o| o.path),
+            );
         }
         for path in paths {
             self.cache.remove(&path);

@@ -98,11 +98,7 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
             .sum();
         let any_error = results.iter().any(|(r, _)| r.error_code != code::NONE);
         // min_bytes <= 0 answers at once, as Kafka does.
-        if total >= min_bytes
-            || any_error
-            || Instant::now() >= deadline
-            || watchers.is_empty()
-        {
+        if total >= min_bytes || any_error || Instant::now() >= deadline || watchers.is_empty() {
             break results;
         }
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -10,8 +10,7 @@ use crate::error::{code, Error, Result};
 use crate::log::leader::{Append, AppendTicket};
 use crate::log::partition::AppendResult;
 use crate::protocol::records::{
-    recompress, validate_produce, validate_produce_with, BatchHeader, DecodeBudget,
-    ValidatedBatch,
+    recompress, validate_produce, validate_produce_with, BatchHeader, DecodeBudget, ValidatedBatch,
 };
 
 use bytes::Bytes;
@@ -114,13 +113,12 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                 batch.bytes.len() as u64,
                 batch.header.record_count.max(0) as u64,
             );
-            let ticket = match tokio::time::timeout_at(deadline, part.addr.send(Append { batch }))
-                .await
-            {
-                Err(_) => Err(Error::Timeout),
-                Ok(Err(_mailbox)) => Err(Error::NotLeader),
-                Ok(Ok(r)) => r,
-            }?;
+            let ticket =
+                match tokio::time::timeout_at(deadline, part.addr.send(Append { batch })).await {
+                    Err(_) => Err(Error::Timeout),
+                    Ok(Err(_mailbox)) => Err(Error::NotLeader),
+                    Ok(Ok(r)) => r,
+                }?;
             Ok((topic, len, count, ticket))
         }
         .await;

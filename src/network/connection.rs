@@ -150,13 +150,14 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
             let unflushed = self.broker.unflushed.clone();
             let need = self.broker.unflushed_kib(frame.len());
             let this_conn = self.in_flight_kib.clone();
-            let run = move |permit: OwnedSemaphorePermit, unflushed: OwnedSemaphorePermit| -> Pending {
-                Box::pin(async move {
-                    let out = dispatch(broker, frame, peer, gate, Some(unflushed)).await;
-                    drop(permit);
-                    out
-                })
-            };
+            let run =
+                move |permit: OwnedSemaphorePermit, unflushed: OwnedSemaphorePermit| -> Pending {
+                    Box::pin(async move {
+                        let out = dispatch(broker, frame, peer, gate, Some(unflushed)).await;
+                        drop(permit);
+                        out
+                    })
+                };
             ctx.wait(
                 async move {
                     let u = unflushed.acquire_many_owned(need).await.ok()?;

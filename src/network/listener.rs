@@ -27,7 +27,9 @@ impl ConnStats {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let open = self.open.load(Ordering::Relaxed) as usize;
         if open >= max {
-            return Err(format!("{open} connections are open (max_connections = {max})"));
+            return Err(format!(
+                "{open} connections are open (max_connections = {max})"
+            ));
         }
         let n = per_ip.entry(ip).or_insert(0);
         if *n >= max_per_ip {
@@ -75,8 +77,7 @@ pub async fn accept_loop(
             }
         };
         let s = &broker.settings;
-        if let Err(why) = stats.try_open(peer.ip(), s.max_connections, s.max_connections_per_ip)
-        {
+        if let Err(why) = stats.try_open(peer.ip(), s.max_connections, s.max_connections_per_ip) {
             broker.metrics.connections_refused.inc();
             tracing::warn!("refusing connection from {peer}: {why}");
             drop(stream);

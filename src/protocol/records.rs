@@ -152,6 +152,14 @@ impl DecodeBudget {
         self.sem.available_permits() * 1024
     }
 
+    /// Hold `bytes` (at most the whole budget), waiting asynchronously.
+    pub async fn hold_async(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.total_kib);
+        self.sem.clone().acquire_many_owned(kib).await.ok()
+    }
+
     /// Hold `bytes` (at most the whole budget), waiting for them. Only from a blocking thread
     /// inside the runtime; elsewhere (tests, fuzzers) nothing is held.
     fn hold(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
@@ -233,7 +241,13 @@ pub fn validate_produce_with(
             let n = parse_records_with(&header, &bytes, codec, max_uncompressed, |_| Ok(()))?;
             (n, total - BATCH_HEADER_LEN)
         }
-        c => validate_compressed(&header, c, &bytes[BATCH_HEADER_LEN..total], max_uncompressed, budget)?,
+        c => validate_compressed(
+            &header,
+            c,
+            &bytes[BATCH_HEADER_LEN..total],
+            max_uncompressed,
+            budget,
+        )?,
     };
     if parsed != header.record_count as usize {
         return Err(Error::InvalidRecord(format!(
@@ -259,7 +273,11 @@ fn validate_compressed(
     budget: Option<&DecodeBudget>,
 ) -> Result<(usize, usize)> {
     use std::io::Read;
-    let bomb = || Error::CorruptMessage(format!("decompressed batch exceeds {max_uncompressed} bytes"));
+    let bomb = || {
+        Error::CorruptMessage(format!(
+            "decompressed batch exceeds {max_uncompressed} bytes"
+        ))
+    };
     let bad = |e: std::io::Error| Error::CorruptMessage(format!("{codec:?} decompression: {e}"));
     let mut reader: Box<dyn Read + '_> = match codec {
         Codec::Gzip => Box::new(flate2::read::GzDecoder::new(compressed)),
@@ -272,7 +290,11 @@ fn validate_compressed(
                 return Err(bomb());
             }
             let _permit = acquire(budget, need);
-            let body = Bytes::from(compression::decompress(codec, compressed, max_uncompressed)?);
+            let body = Bytes::from(compression::decompress(
+                codec,
+                compressed,
+                max_uncompressed,
+            )?);
             let n = parse_body(header, &body, |_| Ok(()))?;
             return Ok((n, body.len()));
         }

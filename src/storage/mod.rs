@@ -305,7 +305,9 @@ fn local_put(file: &std::path::Path, data: &[u8], create: bool) -> std::io::Resu
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        file.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object"),
         uuid::Uuid::new_v4().simple()
     ));
     let res = (|| {

@@ -101,7 +101,11 @@ pub const COMPRESS_FROM_BYTES: usize = 64 * 1024;
 /// Encode consecutive batches (base offsets already assigned) as one Parquet segment.
 /// `decoded` is the batches' decompressed size (it decides whether pages are compressed: a
 /// small compressed batch may decode to megabytes).
-pub fn encode_segment(batches: &[Bytes], decoded: usize, zstd_level: i32) -> Result<EncodedSegment> {
+pub fn encode_segment(
+    batches: &[Bytes],
+    decoded: usize,
+    zstd_level: i32,
+) -> Result<EncodedSegment> {
     let total: usize = batches.iter().map(|b| b.len()).sum::<usize>().max(decoded);
     let level = (total >= COMPRESS_FROM_BYTES).then_some(zstd_level);
     let mut enc = SegmentEncoder::new(level)?;

@@ -85,6 +85,10 @@ pub struct WriterConfig {
     pub zstd_level: i32,
     /// Largest object one flush writes (by decoded size); a larger backlog takes several.
     pub max_object_bytes: usize,
+    /// The broker-wide decode budget: encoding a flush decompresses its batches and builds
+    /// columns (about three times their decoded size), so flushes take their share of it
+    /// before they start and concurrent flushes cannot multiply memory.
+    pub decode_budget: crate::protocol::records::DecodeBudget,
 }
 
 /// One buffered batch.
@@ -269,10 +273,13 @@ impl SegmentWriter {
         let level = self.cfg.zstd_level;
         let path = segment_path(&tp, first, last);
         let started = Instant::now();
+        let budget = self.cfg.decode_budget.clone();
         let fut = async move {
+            let permit = budget.hold_async(decoded.saturating_mul(3)).await;
             let enc = tokio::task::spawn_blocking(move || encode_segment(&batches, decoded, level))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
+            drop(permit);
             if enc.base_offset != first || enc.last_offset != last {
                 return Err(Error::Internal(format!(
                     "encoded {}-{} but expected {first}-{last}",
