@@ -14,6 +14,7 @@ use crate::protocol::records::{
 };
 
 use bytes::Bytes;
+use futures::StreamExt;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use std::time::Duration;
 /// Cap on a produced batch's decompressed size relative to the largest accepted batch:
 /// generous for real data (text compresses ~10×), fatal for a compression bomb.
 pub const DECOMPRESSION_RATIO_CAP: usize = 64;
+
+/// Batches of one Produce request validated concurrently.
+const VALIDATION_CONCURRENCY: usize = 8;
 
 async fn validate(
     records: Option<Bytes>,
@@ -96,7 +100,13 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
             });
         }
     }
-    let prepared = futures::future::join_all(prepared).await;
+    // At most VALIDATION_CONCURRENCY batches of one request are validated at once: with
+    // streaming decompression that bounds a request's decompressed bytes in flight to a few
+    // windows (large records are also held against the broker-wide decode budget).
+    let prepared: Vec<_> = futures::stream::iter(prepared)
+        .buffered(VALIDATION_CONCURRENCY)
+        .collect()
+        .await;
     let deadline = tokio::time::Instant::now() + timeout.max(Duration::from_millis(1));
     // Phase 2, in the connection's request order: queue the appends with the leaders. The
     // next Produce of this connection may start only once every leader has *taken* this

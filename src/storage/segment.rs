@@ -544,14 +544,25 @@ pub fn decode_segment(data: Bytes) -> Result<Vec<StoredBatch>> {
     Ok(out)
 }
 
+/// Batches rebuilt from a segment are served uncompressed, except those that decode to more
+/// than this: a producer's small, highly compressed batch (32 KB of zstd holding 32 MiB) would
+/// otherwise be served as one huge batch — "at least one batch" ignores max_bytes. They are
+/// gzip-compressed (level 1), the one codec every Kafka client decodes.
+pub const COLD_COMPRESS_FROM: usize = 1 << 20;
+
 fn finish_batch(cur: Option<BatchBuilder>, out: &mut Vec<StoredBatch>) -> Result<()> {
     if let Some(b) = cur {
         let (base, last, max_ts) = (b.base_offset(), b.last_offset(), b.max_timestamp());
+        let codec = if b.len() > COLD_COMPRESS_FROM {
+            Codec::Gzip
+        } else {
+            Codec::None
+        };
         out.push(StoredBatch {
             base_offset: base,
             last_offset: last,
             max_timestamp: max_ts,
-            bytes: Bytes::from(b.finish(Codec::None, 0)?),
+            bytes: Bytes::from(b.finish(codec, 1)?),
         });
     }
     Ok(())
