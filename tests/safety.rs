@@ -547,3 +547,80 @@ fn unflushed_bytes_apply_back_pressure() {
         .put_delay_ms
         .store(0, Ordering::Relaxed);
 }
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn parquet_files(root: &std::path::Path, topic: &str) -> usize {
+    files_under(&root.join(format!("data/topic={topic}")))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count()
+}
+
+/// Recovery used to delete all of a topic's data when its metadata document did not parse
+/// (treated as orphaned). Now the document is quarantined, the data kept, and restoring the
+/// document brings the topic back intact. A deletion interrupted after its tombstone (even
+/// before the metadata went) is finished; data with neither metadata nor tombstone is kept.
+#[test]
+fn recovery_never_deletes_data_on_a_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let s = settings(root.to_str().unwrap());
+    let b = TestBroker::start(s.clone());
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("kept", &[]);
+    raw.create_topic("doomed", &[]);
+    for v in [b"x", b"y", b"z"] {
+        assert_eq!(raw.produce_batch("kept", 0, one_record(v)).0, 0);
+        assert_eq!(raw.produce_batch("doomed", 0, one_record(v)).0, 0);
+    }
+    drop(raw);
+    b.stop();
+    let kept_meta = root.join("meta/topics/kept.json");
+    let good = std::fs::read(&kept_meta).unwrap();
+    std::fs::write(&kept_meta, b"{ not json").unwrap();
+    // An interrupted deletion of "doomed": its tombstone exists, its metadata still too.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("meta/topics/doomed.json")).unwrap())
+            .unwrap();
+    let id = doc["id"].as_str().unwrap().to_string();
+    std::fs::create_dir_all(root.join("meta/deleted")).unwrap();
+    std::fs::write(root.join(format!("meta/deleted/{id}.json")), b"{}").unwrap();
+    let before = parquet_files(root, "kept");
+    assert!(before > 0);
+    let b = TestBroker::start(s.clone());
+    assert_eq!(parquet_files(root, "kept"), before, "no data deleted");
+    let quarantined = files_under(&root.join("meta/quarantine"));
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(!kept_meta.exists());
+    assert_eq!(
+        parquet_files(root, "doomed"),
+        0,
+        "the interrupted deletion finished"
+    );
+    assert!(!root.join("meta/topics/doomed.json").exists());
+    assert!(files_under(&root.join("meta/deleted")).is_empty());
+    b.stop();
+    // The operator restores the document: everything is back.
+    std::fs::write(&kept_meta, good).unwrap();
+    let b = TestBroker::start(s);
+    let mut raw = Raw::connect(b.kafka);
+    let got: Vec<Vec<u8>> = read_all(&mut raw, "kept")
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got, vec![b"x".to_vec(), b"y".to_vec(), b"z".to_vec()]);
+}

@@ -649,6 +649,19 @@ impl Broker {
                 tombstones.insert(id);
             }
         }
+        // A deletion that crashed between its tombstone and the metadata's removal: finish it.
+        let mut finished = Vec::new();
+        metas.retain(|m| {
+            let dead = parse_hex_id(&m.id).is_ok_and(|id| tombstones.contains(&id));
+            if dead {
+                finished.push(topic_meta_path(&m.name));
+            }
+            !dead
+        });
+        for path in finished {
+            tracing::info!("finishing an interrupted deletion: {path}");
+            self.storage.delete(&path).await?;
+        }
         let by_name: HashMap<String, [u8; 16]> = metas
             .iter()
             .filter_map(|m| Some((m.name.clone(), parse_hex_id(&m.id).ok()?)))
