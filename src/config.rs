@@ -4,13 +4,13 @@
 //! Every key here is used by the broker; unknown keys and bad values stop start-up with a message
 //! naming the key (serde's `deny_unknown_fields` plus [`Settings::validate`]).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Kafka's `socket.request.max.bytes` default: the largest request frame we allocate for.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Address the Kafka listener binds to.
@@ -65,7 +65,7 @@ pub struct Settings {
     pub auth: AuthSettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageSettings {
     /// Storage DSN: a folder path (default), `file:///…`, `memory://`, or `s3://bucket/prefix`.
@@ -86,7 +86,7 @@ pub struct StorageSettings {
     pub max_object_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchingSettings {
     /// Flush a partition's buffer once it holds this many bytes.
@@ -97,7 +97,7 @@ pub struct BatchingSettings {
     pub flush_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
     /// Broker default `retention.ms` (-1 = keep forever).
@@ -108,7 +108,7 @@ pub struct RetentionSettings {
     pub check_interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupSettings {
     /// Smallest session timeout a member may ask for (Kafka's group.min.session.timeout.ms).
@@ -132,14 +132,14 @@ impl Default for GroupSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     pub enabled: bool,
     pub prefix: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerformanceSettings {
     pub tcp_nodelay: bool,
@@ -154,7 +154,7 @@ pub struct PerformanceSettings {
     pub compression_level: i32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
     /// Require SASL authentication on the Kafka port.
@@ -171,7 +171,7 @@ pub struct AuthSettings {
     pub users: Vec<UserSettings>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {
     pub username: String,
@@ -436,6 +436,80 @@ impl Settings {
     pub fn advertised_port(&self) -> u16 {
         self.advertised_port.unwrap_or(self.kafka_port)
     }
+
+    /// The settings as YAML in the shape of `heraclitus.yaml` (loadable again), with every
+    /// secret (passwords, SCRAM credentials) replaced by `"****"`.
+    pub fn to_masked_yaml(&self) -> String {
+        let mut s = self.clone();
+        let mask = |v: &mut String| {
+            if !v.is_empty() {
+                *v = "****".into();
+            }
+        };
+        mask(&mut s.auth.plain_password);
+        for u in s.auth.users.iter_mut() {
+            for v in [&mut u.password, &mut u.scram_sha_256, &mut u.scram_sha_512]
+                .into_iter()
+                .flatten()
+            {
+                mask(v);
+            }
+        }
+        let value = serde_json::to_value(&s).unwrap_or_default();
+        let mut out = String::new();
+        yaml_value(&value, 0, &mut out);
+        out
+    }
+}
+
+/// Emit a JSON value as block-style YAML (strings double-quoted, JSON escapes being valid
+/// YAML escapes), so the output can be loaded back as a configuration file.
+fn yaml_value(v: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match v {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        yaml_value(v, indent + 2, out);
+                    }
+                    Value::Array(items) if !items.is_empty() => {
+                        out.push_str(&format!("{pad}{k}:\n"));
+                        yaml_value(v, indent + 2, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{k}: {}\n", yaml_scalar(v))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut nested = String::new();
+                        yaml_value(item, indent + 2, &mut nested);
+                        // The first key goes on the dash's line.
+                        let trimmed = nested.trim_start_matches(' ');
+                        out.push_str(&format!("{pad}- {trimmed}"));
+                    }
+                    _ => out.push_str(&format!("{pad}- {}\n", yaml_scalar(item))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", yaml_scalar(other))),
+    }
+}
+
+fn yaml_scalar(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null".into(),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        // JSON strings are YAML double-quoted strings.
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -465,6 +539,34 @@ mod tests {
         let s = Settings::load(Some(path)).unwrap();
         let d = Settings::default();
         assert_eq!(format!("{s:?}"), format!("{d:?}"));
+    }
+
+    /// `heraclitus config` prints what the broker would run with: loadable again, secrets masked.
+    #[test]
+    fn masked_yaml_round_trips_without_secrets() {
+        let mut s = Settings::default();
+        s.auth.plain_username = "admin".into();
+        s.auth.plain_password = "hunter2".into();
+        s.auth.users.push(UserSettings {
+            username: "bob".into(),
+            password: Some("pw".into()),
+            scram_sha_256: None,
+            scram_sha_512: None,
+        });
+        s.kafka_port = 19_092;
+        let y = s.to_masked_yaml();
+        assert!(!y.contains("hunter2") && !y.contains("\"pw\""), "{y}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(y.as_bytes()).unwrap();
+        let back = Settings::load(Some(f.path())).unwrap();
+        assert_eq!(back.kafka_port, 19_092);
+        assert_eq!(back.auth.plain_password, "****");
+        assert_eq!(back.auth.users[0].username, "bob");
+        let d = Settings::default().to_masked_yaml();
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(d.as_bytes()).unwrap();
+        let back = Settings::load(Some(f.path())).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{:?}", Settings::default()));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod server;
+pub mod status;
 pub mod storage;
 
 /// Every binary linking the library (the broker, tests, benchmarks, fuzzers) gets the

@@ -37,6 +37,14 @@ struct Cli {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    /// Print the effective configuration (defaults, then the YAML file, `HERACLITUS_…`
+    /// variables and flags) as YAML, secrets masked; or, with --check FILE, validate FILE and
+    /// exit (0 when valid, 2 with the reason otherwise) without starting anything.
+    Config {
+        /// Validate this configuration file instead of printing.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+    },
     /// Print a salted SCRAM credential for `auth.users[].scram_sha_256` / `scram_sha_512`.
     ScramCredential {
         /// SCRAM-SHA-256 or SCRAM-SHA-512.
@@ -94,6 +102,18 @@ fn main() {
         );
         return;
     }
+    if let Some(Command::Config { check: Some(file) }) = &cli.command {
+        match Settings::load(Some(file)) {
+            Ok(_) => {
+                println!("{}: valid", file.display());
+                return;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                std::process::exit(2);
+            }
+        }
+    }
     let default_level = if cli.debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -127,6 +147,10 @@ fn main() {
     if let Err(e) = settings.validate() {
         eprintln!("heraclitus: {e}");
         std::process::exit(2);
+    }
+    if let Some(Command::Config { check: None }) = &cli.command {
+        print!("{}", settings.to_masked_yaml());
+        return;
     }
 
     let sys = actix_rt::System::new();

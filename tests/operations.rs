@@ -277,3 +277,70 @@ fn sigterm_during_produce_loses_no_acknowledged_record() {
         assert_eq!(stored.get(off), Some(v), "acked record at offset {off}");
     }
 }
+
+/// The status page and its JSON: a topic produced to and a group's committed offset show up
+/// with the right high watermark and lag; the page is self-contained (no scripts, no external
+/// assets) and escapes names.
+#[test]
+fn status_page_and_json_api() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let b = TestBroker::start(settings("memory://"));
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("page-orders", &[]);
+    for v in [b"a", b"b", b"c", b"d", b"e"] {
+        assert_eq!(raw.produce_batch("page-orders", 0, batch(&[v])).0, 0);
+    }
+    // A simple (non-member) commit of offset 2: lag 3.
+    let mut p = OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 2;
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("page-orders"));
+    t.partitions = vec![p];
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_static_str("page-billing"));
+    req.generation_id_or_member_epoch = -1;
+    req.topics = vec![t];
+    let ResponseKind::OffsetCommit(r) =
+        raw.request(ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(req))
+    else {
+        panic!()
+    };
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+
+    let (code, html) = http_get(b.http, "/");
+    assert_eq!(code, 200);
+    assert!(html.contains("<!DOCTYPE html>") && html.contains("http-equiv=\"refresh\""));
+    assert!(html.contains("page-orders") && html.contains("page-billing"));
+    assert!(!html.contains("<script") && !html.contains("src=\"http"));
+
+    let (code, topics) = http_get(b.http, "/api/v1/topics");
+    assert_eq!(code, 200);
+    let topics: serde_json::Value = serde_json::from_str(&topics).unwrap();
+    let t = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "page-orders")
+        .unwrap();
+    assert_eq!(t["partitions"][0]["high_watermark"], 5);
+    let (_, groups) = http_get(b.http, "/api/v1/groups");
+    let groups: serde_json::Value = serde_json::from_str(&groups).unwrap();
+    let g = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "page-billing")
+        .unwrap();
+    assert_eq!(g["lag"], 3);
+    let (code, status) = http_get(b.http, "/api/v1/status");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["broker"]["ready"], true);
+    assert!(status["storage"]["requests"].as_array().unwrap().len() == 4);
+    assert_eq!(http_get(b.http, "/api/v1/nope").0, 404);
+}
