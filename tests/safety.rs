@@ -152,12 +152,15 @@ fn load(
 /// restart: the new topic holds exactly what was acknowledged to it. The deleted topic's
 /// records used to come back inside the new one (an in-flight flush of the old incarnation
 /// landed in the new one's buffer and segment names collided).
-fn delete_and_recreate(storage: &str, s3_env: Option<&S3Server>, auto_create: bool) {
-    let _ = s3_env;
+fn delete_and_recreate(storage: &str, s3: Option<&S3Server>, auto_create: bool) {
+    let open = || match s3 {
+        Some(server) => s3_storage(server, storage),
+        None => heraclitus::storage::Storage::open(storage).unwrap(),
+    };
     let mut s = settings(storage);
     s.auto_create_topics = auto_create;
     // Flushes take a while: deletion happens with writes in flight.
-    let b = TestBroker::start(s.clone());
+    let b = TestBroker::start_with(s.clone(), open());
     b.storage
         .failpoints
         .put_delay_ms
@@ -209,13 +212,32 @@ fn delete_and_recreate(storage: &str, s3_env: Option<&S3Server>, auto_create: bo
         .put_delay_ms
         .store(0, Ordering::Relaxed);
     b.stop();
-    let b = TestBroker::start(s);
+    let b = TestBroker::start_with(s, open());
     let mut raw = Raw::connect(b.kafka);
     let after: BTreeMap<i64, Vec<u8>> = read_all(&mut raw, "phoenix").into_iter().collect();
     assert_eq!(
         after, expected,
         "after a restart: exactly what was acknowledged"
     );
+}
+
+/// A store on the test S3 server, configured explicitly (not through process-wide AWS_*
+/// variables, which tests running in parallel would race on).
+fn s3_storage(server: &S3Server, dsn: &str) -> heraclitus::storage::Storage {
+    let rest = dsn.strip_prefix("s3://").unwrap();
+    let (bucket, prefix) = rest.split_once('/').unwrap();
+    let env: BTreeMap<&str, String> = server.env().into_iter().collect();
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_endpoint(server.endpoint())
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(&env["AWS_ACCESS_KEY_ID"])
+        .with_secret_access_key(&env["AWS_SECRET_ACCESS_KEY"])
+        .build()
+        .unwrap();
+    let store = object_store::prefix::PrefixStore::new(s3, prefix);
+    heraclitus::storage::Storage::from_store(std::sync::Arc::new(store), None, dsn.to_string())
 }
 
 #[test]
@@ -233,10 +255,13 @@ fn delete_and_auto_recreate_under_load_local_folder() {
 #[test]
 fn delete_and_recreate_under_load_s3() {
     let s3 = S3Server::start("phoenix");
-    for (k, v) in s3.env() {
-        std::env::set_var(k, v);
-    }
     delete_and_recreate("s3://phoenix/prefix", Some(&s3), false);
+}
+
+#[test]
+fn delete_and_auto_recreate_under_load_s3() {
+    let s3 = S3Server::start("phoenix-auto");
+    delete_and_recreate("s3://phoenix-auto/prefix", Some(&s3), true);
 }
 
 /// A PUT that landed but was reported failed (an S3 500 or timeout after the object was
