@@ -210,13 +210,9 @@ pub async fn dispatch(
         ));
     }
     let mut buf = frame.freeze();
-    let header = match decode_request_header_from_buffer(&mut buf) {
-        Ok(h) => h,
-        Err(e) => return Outcome::Close(format!("bad request header: {e}")),
-    };
-    let request = match RequestKind::decode(api_key, &mut buf, version) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("cannot decode {api_key:?} v{version}: {e}")),
+    let (header, request) = match decode_request(api_key, version, &mut buf) {
+        Ok(x) => x,
+        Err(e) => return Outcome::Close(e),
     };
     // The request now references what it needs of the frame (e.g. produced batches); release
     // the rest as soon as the request itself lets go of it.
@@ -278,6 +274,25 @@ pub async fn dispatch(
             "cannot encode {api_key:?} v{version} response: {e}"
         ))
     })
+}
+
+/// Decode a request's header and body with `kafka-protocol`. A panic inside the decoder (none
+/// is known: the fuzz targets in `tests/fuzz.rs` look for them) is an error like any other
+/// undecodable request, never a dead worker thread. Hostile array counts cannot abort the
+/// process either (see `crate::alloc`).
+pub fn decode_request(
+    api_key: ApiKey,
+    version: i16,
+    buf: &mut Bytes,
+) -> Result<(RequestHeader, RequestKind), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let header = decode_request_header_from_buffer(buf)
+            .map_err(|e| format!("bad request header: {e}"))?;
+        let request = RequestKind::decode(api_key, buf, version)
+            .map_err(|e| format!("cannot decode {api_key:?} v{version}: {e}"))?;
+        Ok((header, request))
+    }))
+    .unwrap_or_else(|_| Err(format!("the {api_key:?} v{version} decoder panicked")))
 }
 
 /// What a handler answers: a response for `kafka-protocol` to encode, or a Fetch response

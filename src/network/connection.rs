@@ -22,7 +22,6 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use kafka_protocol::protocol::decode_request_header_from_buffer;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -334,8 +333,9 @@ fn raw_frame(tok: &[u8]) -> bytes::Bytes {
 
 fn decode(key: ApiKey, version: i16, frame: BytesMut) -> Option<RequestKind> {
     let mut buf = frame.freeze();
-    decode_request_header_from_buffer(&mut buf).ok()?;
-    RequestKind::decode(key, &mut buf, version).ok()
+    crate::handlers::decode_request(key, version, &mut buf)
+        .ok()
+        .map(|(_, r)| r)
 }
 
 /// Sent by the writer task when the connection must end.

@@ -129,7 +129,7 @@ pub struct ValidatedBatch {
 const STREAM_CHUNK: usize = 256 * 1024;
 
 /// A broker-wide budget of decompressed bytes held at once by produce validation, in KiB
-/// permits. A record larger than [`STREAM_CHUNK`] is only read once its size is granted.
+/// permits. A record larger than `STREAM_CHUNK` is only read once its size is granted.
 #[derive(Debug, Clone)]
 pub struct DecodeBudget {
     sem: std::sync::Arc<tokio::sync::Semaphore>,

@@ -1,15 +1,19 @@
 //! The SegmentWriter actor: the single writer of log segments.
 //!
 //! PartitionLeaders send it their appended batches over one ordered, bounded channel. It buffers
-//! per partition and flushes a partition when its buffer reaches `max_batch_size` bytes or
+//! per partition (keyed by topic *id*: a deleted topic's buffers never meet its successor's) and
+//! flushes a partition when its buffer reaches `max_batch_size` decoded bytes or
 //! `max_batch_messages` records, or otherwise as soon as `flush_interval_ms` has passed since
 //! its previous flush started: a quiet partition flushes an append at once (low latency), a busy
-//! one at most once per interval (bounded segment rate).
+//! one at most once per interval (bounded segment rate). One object holds at most
+//! `max_object_bytes` (decoded); a larger backlog is written as several.
 //! At most one flush per partition is in flight; what arrives meanwhile accumulates for the
-//! next one (group commit). A flush encodes Parquet on the blocking pool, writes the segment
-//! with `PutMode::Create`, and only then reports [`WriterEvent::Durable`] to the leader. A failed
-//! write reports [`WriterEvent::Failed`], drops that partition's buffer, and ignores its
-//! appends until the leader acknowledges with [`WriterCmd::Reset`] (so offsets stay dense).
+//! next one (group commit). A flush takes its share of the decode budget, encodes Parquet on the
+//! blocking pool, writes the segment with `PutMode::Create` (see `write_segment` for what a
+//! failure or an existing object means), and only then reports [`WriterEvent::Durable`] to the
+//! leader. A failed write reports [`WriterEvent::Failed`], drops that partition's buffer, and
+//! ignores its appends until the leader acknowledges with [`WriterCmd::Reset`] (so offsets stay
+//! dense).
 
 use super::segment::encode_segment;
 use super::{segment_path, Storage};
