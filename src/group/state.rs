@@ -924,6 +924,35 @@ mod tests {
         (r.member_id, r2, fx)
     }
 
+    /// 3,000 JoinGroups with empty member ids and 30 KB client ids used to keep 93 MB: pending
+    /// member ids now count toward max_size, member ids keep 64 characters of the client id,
+    /// and pending ids expire with the session timeout.
+    #[test]
+    fn pending_members_are_bounded_and_expire() {
+        let mut g = Group::new("g", limits());
+        let t = Instant::now();
+        let mut huge = req("", None);
+        huge.client_id = "x".repeat(30_000);
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            let (r, _) = g.join(huge.clone(), t);
+            let Reply::Now(r) = r else { panic!() };
+            assert_eq!(r.error, MEMBER_ID_REQUIRED);
+            assert!(r.member_id.len() < 64 + 40, "{}", r.member_id.len());
+            ids.push(r.member_id);
+        }
+        assert_eq!(g.pending_members(), 100);
+        let (r, _) = g.join(huge.clone(), t);
+        let Reply::Now(r) = r else { panic!() };
+        assert_eq!(
+            r.error, GROUP_MAX_SIZE_REACHED,
+            "pending ids count toward max_size"
+        );
+        g.tick(t + Duration::from_secs(11));
+        assert_eq!(g.pending_members(), 0, "expired with the session timeout");
+        assert!(g.is_idle());
+    }
+
     #[test]
     fn single_member_completes_immediately_and_syncs() {
         let mut g = Group::new("g", limits());

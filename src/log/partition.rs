@@ -412,6 +412,21 @@ mod tests {
         validate_produce(&Bytes::from(b), 1 << 20).unwrap()
     }
 
+    /// Hot-tail batches used to carry the producer's partitionLeaderEpoch while batches from
+    /// segments said 0.
+    #[test]
+    fn assigned_batches_say_leader_epoch_zero() {
+        let recs = records::tests::sample_records(2, 1000);
+        let mut meta = records::tests::meta();
+        meta.partition_leader_epoch = 7;
+        let b = encode_batch(&meta, &recs, Codec::None, 0).unwrap();
+        let v = validate_produce(&Bytes::from(b), 1 << 20).unwrap();
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![]);
+        let (_, _, bytes) = log.assign(&v);
+        assert_eq!(&bytes[12..16], &0i32.to_be_bytes());
+        assert!(validate_produce(&bytes, 1 << 20).is_ok(), "CRC still valid");
+    }
+
     fn seg(base: i64, last: i64) -> SegmentMeta {
         SegmentMeta {
             base,
