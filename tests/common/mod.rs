@@ -466,57 +466,97 @@ pub fn python() -> std::path::PathBuf {
         .expect("python3 with pyarrow is needed: pip install pyarrow (or run bash .ci/run)")
 }
 
-/// A real S3 server on loopback: `moto_server` from PyPI `moto[server]`.
+/// Access key and secret that [`S3Server`] accepts (SigV4-signed requests only).
+pub const S3_ACCESS_KEY: &str = "testing";
+pub const S3_SECRET_KEY: &str = "testing";
+
+/// A real S3 HTTP server on loopback, in this process: `s3s-fs` (the `s3s` S3 protocol layer
+/// over a temp folder, one sub-folder per bucket) served by hyper on its own thread and tokio
+/// runtime, checking SigV4 signatures against [`S3_ACCESS_KEY`]/[`S3_SECRET_KEY`]. Conditional
+/// PUTs (`If-None-Match: *`, `If-Match`) are answered by s3s-fs and made atomic per key by
+/// [`ExclusiveConditionalPuts`]. Dropping it stops the server and removes the folder.
 pub struct S3Server {
-    child: std::process::Child,
     pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    root: tempfile::TempDir,
 }
 
 impl S3Server {
+    /// Start a server holding one empty bucket.
     pub fn start(bucket: &str) -> S3Server {
-        let bin = find_tool("moto_server")
-            .expect("moto_server is needed for the S3 tests: pip install 'moto[server]' (or run bash .ci/run)");
-        let port = free_port();
-        let child = std::process::Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let s = S3Server { child, port };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let root = tempfile::tempdir().expect("S3 server folder");
+        std::fs::create_dir(root.path().join(bucket)).expect("create bucket");
+        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs over the folder");
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(ExclusiveConditionalPuts::new(fs));
+            b.set_auth(s3s::auth::SimpleAuth::from_single(
+                S3_ACCESS_KEY,
+                S3_SECRET_KEY,
+            ));
+            b.build()
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("s3-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("S3 server runtime");
+                rt.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("S3 server bind");
+                    ready_tx
+                        .send(listener.local_addr().unwrap().port())
+                        .unwrap();
+                    loop {
+                        let socket = tokio::select! {
+                            r = listener.accept() => match r {
+                                Ok((socket, _)) => socket,
+                                Err(_) => continue,
+                            },
+                            _ = &mut stop_rx => break,
+                        };
+                        let service = service.clone();
+                        tokio::spawn(async move {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                                .await;
+                        });
+                    }
+                });
+                // Open connections are dropped with the runtime.
+                rt.shutdown_timeout(Duration::from_secs(5));
+            })
+            .expect("spawn S3 server thread");
+        let port = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("S3 server started");
+        S3Server {
+            port,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            root,
         }
-        let mut c = TcpStream::connect(addr).unwrap();
-        write!(
-            c,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = c.read_to_string(&mut out);
-        assert!(
-            out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
-            "create bucket: {out}"
-        );
-        s
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The folder behind the server (bucket `b`'s objects are under `root()/b`).
+    pub fn root(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
     /// Environment for a broker using this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
         ]
@@ -525,7 +565,99 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
+}
+
+/// s3s-fs with its conditional writes made atomic. s3s-fs answers `If-None-Match: *` and
+/// `If-Match` with 412 Precondition Failed, but checks the condition before it streams the body
+/// and renames it into place, so two concurrent `If-None-Match: *` PUTs of one key could both
+/// succeed. Here conditional writes of the same key (hashed into one of a fixed set of locks)
+/// run one at a time, as on S3. Every operation s3s-fs implements is passed through.
+pub struct ExclusiveConditionalPuts {
+    fs: s3s_fs::FileSystem,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl ExclusiveConditionalPuts {
+    pub fn new(fs: s3s_fs::FileSystem) -> Self {
+        ExclusiveConditionalPuts {
+            fs,
+            locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    fn lock_for(&self, bucket: &str, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        &self.locks[(h.finish() % self.locks.len() as u64) as usize]
+    }
+}
+
+/// `impl S3` with the given methods plus pass-throughs to s3s-fs (one macro around the whole
+/// impl, so `async_trait` sees every method).
+macro_rules! s3_impl_passing_through {
+    ({ $($own:item)* } $($op:ident: $input:ident => $output:ident),* $(,)?) => {
+        #[async_trait::async_trait]
+        impl s3s::S3 for ExclusiveConditionalPuts {
+            $($own)*
+            $(
+                async fn $op(
+                    &self,
+                    req: s3s::S3Request<s3s::dto::$input>,
+                ) -> s3s::S3Result<s3s::S3Response<s3s::dto::$output>> {
+                    self.fs.$op(req).await
+                }
+            )*
+        }
+    };
+}
+
+s3_impl_passing_through! {
+    {
+        async fn put_object(
+            &self,
+            req: s3s::S3Request<s3s::dto::PutObjectInput>,
+        ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
+            if req.input.if_none_match.is_none() && req.input.if_match.is_none() {
+                return self.fs.put_object(req).await;
+            }
+            let _guard = self.lock_for(&req.input.bucket, &req.input.key).lock().await;
+            self.fs.put_object(req).await
+        }
+
+        async fn complete_multipart_upload(
+            &self,
+            req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
+        ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+            if req.input.if_none_match.is_none() && req.input.if_match.is_none() {
+                return self.fs.complete_multipart_upload(req).await;
+            }
+            let _guard = self.lock_for(&req.input.bucket, &req.input.key).lock().await;
+            self.fs.complete_multipart_upload(req).await
+        }
+    }
+    create_bucket: CreateBucketInput => CreateBucketOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    get_object: GetObjectInput => GetObjectOutput,
+    head_bucket: HeadBucketInput => HeadBucketOutput,
+    head_object: HeadObjectInput => HeadObjectOutput,
+    list_buckets: ListBucketsInput => ListBucketsOutput,
+    list_objects: ListObjectsInput => ListObjectsOutput,
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }
