@@ -255,10 +255,12 @@ fn retention_and_merging() {
     let seg_dir = partition_dir(dir.path(), "merged", 0);
     let count = || std::fs::read_dir(&seg_dir).unwrap().count();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count() > 3 && Instant::now() < deadline {
+    // Merges take runs of at least 4 segments and never the newest one: depending on when the
+    // merge timer fires, 10 segments end as 2 to 4 (e.g. [0-3] [4-7] [8] [9] under load).
+    while count() > 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(count() <= 3, "segments merged: {} left", count());
+    assert!(count() <= 4, "segments merged: {} left", count());
     let (code, hw, start, batches) = fetch(&mut raw, "merged", 0);
     assert_eq!((code, hw, start), (0, 20, 0));
     assert!(batches >= 1);
