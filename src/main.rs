@@ -116,7 +116,11 @@ fn main() {
     }
     let default_level = if cli.debug { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+        // actix-server's own start-up lines are noise next to ours: the start-up log ends with
+        // the one line saying where the broker serves and where it stores.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default_level},actix_server=warn"))
+        });
     tracing_subscriber::fmt().with_env_filter(filter).init();
     if heraclitus::alloc::overcommit_is_strict() {
         tracing::warn!(

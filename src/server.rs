@@ -86,7 +86,8 @@ pub async fn start_with_storage(settings: Settings, storage: Storage) -> Result<
         stop_rx,
     ));
     tracing::info!(
-        "heraclitus serving Kafka on {kafka_addr} (advertised {}:{}), HTTP on {http_addr}, storage {}",
+        "heraclitus serving Kafka on {kafka_addr} (advertised {}:{}), HTTP on {http_addr} \
+         (status page /, /metrics, /health), storing in {}",
         broker.advertised_host(),
         broker.advertised_port(),
         broker.storage.describe()
