@@ -157,6 +157,14 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
                         out
                     })
                 };
+            // Fast path: both budgets have room, no pause of the read loop.
+            if let Ok(u) = unflushed.clone().try_acquire_many_owned(need) {
+                match this_conn.clone().try_acquire_many_owned(kib) {
+                    Ok(c) => return self.enqueue(run(c, u), ctx),
+                    Err(TryAcquireError::Closed) => return ctx.stop(),
+                    Err(TryAcquireError::NoPermits) => drop(u),
+                }
+            }
             ctx.wait(
                 async move {
                     let u = unflushed.acquire_many_owned(need).await.ok()?;
