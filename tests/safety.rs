@@ -75,29 +75,7 @@ fn read_all(raw: &mut Raw, topic: &str) -> Vec<(i64, Vec<u8>)> {
 }
 
 fn create(raw: &mut Raw, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
-    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_string()));
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let ResponseKind::CreateTopics(r) =
-        raw.request(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
-    else {
-        panic!()
-    };
-    r.topics[0].error_code
+    raw.create_topic_with(topic, partitions, configs).0
 }
 
 fn delete(raw: &mut Raw, topic: &str) -> i16 {

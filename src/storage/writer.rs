@@ -264,7 +264,9 @@ impl SegmentWriter {
             if !batches.is_empty() && decoded + b.decoded > self.cfg.max_object_bytes {
                 break;
             }
-            let b = p.batches.pop_front().expect("front exists");
+            let Some(b) = p.batches.pop_front() else {
+                break;
+            };
             decoded += b.decoded;
             p.bytes -= b.decoded;
             p.messages = p.messages.saturating_sub((b.last - b.base + 1) as usize);

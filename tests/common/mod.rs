@@ -172,12 +172,23 @@ impl Raw {
 impl Raw {
     /// CreateTopics v5 for one single-partition topic with configs; asserts success.
     pub fn create_topic(&mut self, topic: &str, configs: &[(&str, &str)]) {
+        let (code, msg) = self.create_topic_with(topic, 1, configs);
+        assert_eq!(code, 0, "{msg:?}");
+    }
+
+    /// CreateTopics v5 for one topic: (error code, error message).
+    pub fn create_topic_with(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> (i16, Option<String>) {
         use kafka_protocol::messages::create_topics_request::{
             CreatableTopic, CreatableTopicConfig,
         };
         let mut t = CreatableTopic::default();
         t.name = TopicName(StrBytes::from_string(topic.to_string()));
-        t.num_partitions = 1;
+        t.num_partitions = partitions;
         t.replication_factor = 1;
         t.configs = configs
             .iter()
@@ -196,7 +207,11 @@ impl Raw {
         else {
             panic!()
         };
-        assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+        let t = &r.topics[0];
+        (
+            t.error_code,
+            t.error_message.as_ref().map(|m| m.to_string()),
+        )
     }
 
     /// Produce v9, acks=-1, one batch to one partition: (error code, base offset).
