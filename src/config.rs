@@ -84,17 +84,24 @@ pub struct StorageSettings {
     /// Largest object one flush writes (well below S3's 5 GiB single-PUT limit); a bigger
     /// backlog is written as several objects.
     pub max_object_bytes: usize,
+    /// A partition's data waits at most about this long (ms) in write-ahead objects before
+    /// the compactor rewrites it into the table layout (`None`: 10 s on a local folder or
+    /// memory, 10 min on S3, where each compaction costs a PUT per partition).
+    pub compaction_delay_ms: Option<u64>,
+    /// How often the write-ahead index is checkpointed to the store when it changed (ms).
+    pub checkpoint_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchingSettings {
-    /// Flush a partition's buffer once it holds this many bytes.
+    /// Flush (one write-ahead object for all partitions) once this many bytes are buffered.
     pub max_batch_size: usize,
-    /// Flush a partition's buffer once it holds this many records.
+    /// Flush once this many records are buffered.
     pub max_batch_messages: usize,
-    /// Flush a partition's buffer once this long (ms) passed since its previous flush started.
-    pub flush_interval_ms: u64,
+    /// Flush once this long (ms) passed since the previous flush started (`None`: 1 ms on a
+    /// local folder or memory, 200 ms on S3, where every flush is a PUT).
+    pub flush_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -226,6 +233,8 @@ impl Default for StorageSettings {
             merge_min_segments: 8,
             merge_interval_ms: 10_000,
             max_object_bytes: 256 * 1024 * 1024,
+            compaction_delay_ms: None,
+            checkpoint_interval_ms: 10_000,
         }
     }
 }
@@ -235,7 +244,7 @@ impl Default for BatchingSettings {
         BatchingSettings {
             max_batch_size: 8 * 1024 * 1024,
             max_batch_messages: 100_000,
-            flush_interval_ms: 1,
+            flush_interval_ms: None,
         }
     }
 }
@@ -433,6 +442,29 @@ impl Settings {
         Ok(())
     }
 
+    /// Whether the log lives on S3 (request-priced: defaults favour fewer, larger requests).
+    pub fn storage_is_s3(&self) -> bool {
+        self.storage.path.trim().starts_with("s3://")
+    }
+
+    /// The flush interval in effect (ms).
+    pub fn flush_interval_ms(&self) -> u64 {
+        self.batching
+            .flush_interval_ms
+            .unwrap_or(if self.storage_is_s3() { 200 } else { 1 })
+    }
+
+    /// The compaction delay in effect (ms).
+    pub fn compaction_delay_ms(&self) -> u64 {
+        self.storage
+            .compaction_delay_ms
+            .unwrap_or(if self.storage_is_s3() {
+                600_000
+            } else {
+                10_000
+            })
+    }
+
     pub fn advertised_port(&self) -> u16 {
         self.advertised_port.unwrap_or(self.kafka_port)
     }
@@ -528,7 +560,17 @@ mod tests {
         let s = Settings::load(Some(f.path())).unwrap();
         assert_eq!(s.kafka_port, 19092);
         assert_eq!(s.storage.path, "memory://");
-        assert_eq!(s.batching.flush_interval_ms, 7);
+        assert_eq!(s.flush_interval_ms(), 7);
+        let mut d = Settings::default();
+        assert_eq!(
+            (d.flush_interval_ms(), d.compaction_delay_ms()),
+            (1, 10_000)
+        );
+        d.storage.path = "s3://bucket/prefix".into();
+        assert_eq!(
+            (d.flush_interval_ms(), d.compaction_delay_ms()),
+            (200, 600_000)
+        );
         assert_eq!(s.http_port, 9093);
     }
 

@@ -243,9 +243,10 @@ fn retention_and_merging() {
     s.storage.merge_interval_ms = 100;
     s.storage.merge_min_segments = 4;
     s.storage.merge_target_bytes = 1 << 20;
+    s.storage.compaction_delay_ms = Some(200);
     let b = TestBroker::start(s.clone());
     let mut raw = Raw::connect(b.kafka);
-    // Merging: 10 produces → 10 segments → merged.
+    // Compaction: 10 produces → 10 write-ahead parts → compacted into the table layout.
     // The test batches carry 2023 timestamps: keep them regardless of age.
     raw.create_topic("merged", &[("retention.ms", "-1")]);
     for i in 0..10u8 {

@@ -14,7 +14,11 @@ use std::time::Duration;
 fn pyarrow_reads_segments_with_the_documented_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_string();
-    let b = TestBroker::start(settings(&path));
+    let mut s = settings(&path);
+    // Compact write-ahead objects into the table layout at once.
+    s.storage.compaction_delay_ms = Some(0);
+    s.storage.merge_interval_ms = 100;
+    let b = TestBroker::start(s);
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
         .set("acks", "all")
@@ -67,6 +71,13 @@ fn pyarrow_reads_segments_with_the_documented_schema() {
             ),
     );
     p.flush(Duration::from_secs(30)).unwrap();
+    // The table appears once the compactor rewrote the write-ahead objects.
+    let seg_dir = common::partition_dir(dir.path(), "pq", 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&seg_dir).map_or(0, |d| d.count()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "never compacted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     b.stop();
     let script = r#"
 import sys, pyarrow.dataset as ds, pyarrow as pa

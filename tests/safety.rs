@@ -577,11 +577,25 @@ fn parquet_files(root: &std::path::Path, topic: &str) -> usize {
 /// (treated as orphaned). Now the document is quarantined, the data kept, and restoring the
 /// document brings the topic back intact. A deletion interrupted after its tombstone (even
 /// before the metadata went) is finished; data with neither metadata nor tombstone is kept.
+///
+/// Runs twice: with the data still in write-ahead objects shared by both topics (the objects
+/// stay: they hold data of the unknown topic), and compacted into the table layout.
 #[test]
 fn recovery_never_deletes_data_on_a_guess() {
+    recovery_never_deletes_data_on_a_guess_with(false);
+    recovery_never_deletes_data_on_a_guess_with(true);
+}
+
+fn recovery_never_deletes_data_on_a_guess_with(compacted: bool) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let s = settings(root.to_str().unwrap());
+    let mut s = settings(root.to_str().unwrap());
+    if compacted {
+        s.storage.compaction_delay_ms = Some(0);
+        s.storage.merge_interval_ms = 100;
+    } else {
+        s.storage.compaction_delay_ms = Some(3_600_000);
+    }
     let b = TestBroker::start(s.clone());
     let mut raw = Raw::connect(b.kafka);
     raw.create_topic("kept", &[]);
@@ -591,7 +605,30 @@ fn recovery_never_deletes_data_on_a_guess() {
         assert_eq!(raw.produce_batch("doomed", 0, one_record(v)).0, 0);
     }
     drop(raw);
+    let wal_files = || files_under(&root.join("wal")).len();
+    // Write-ahead objects holding a topic's data (their footer lists the partitions).
+    let wal_of = |topic: &str| {
+        let needle = format!("\"topic\":\"{topic}\"");
+        files_under(&root.join("wal"))
+            .iter()
+            .filter(|f| {
+                let b = std::fs::read(f).unwrap_or_default();
+                b.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .count()
+    };
+    if compacted {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while wal_files() > 0 || parquet_files(root, "doomed") == 0 {
+            assert!(std::time::Instant::now() < deadline, "never compacted");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     b.stop();
+    if !compacted {
+        assert!(wal_files() > 0);
+        assert_eq!(parquet_files(root, "kept"), 0, "not compacted yet");
+    }
     let kept_meta = root.join("meta/topics/kept.json");
     let good = std::fs::read(&kept_meta).unwrap();
     std::fs::write(&kept_meta, b"{ not json").unwrap();
@@ -602,15 +639,19 @@ fn recovery_never_deletes_data_on_a_guess() {
     let id = doc["id"].as_str().unwrap().to_string();
     std::fs::create_dir_all(root.join("meta/deleted")).unwrap();
     std::fs::write(root.join(format!("meta/deleted/{id}.json")), b"{}").unwrap();
-    let before = parquet_files(root, "kept");
+    let before = parquet_files(root, "kept") + wal_of("kept");
     assert!(before > 0);
     let b = TestBroker::start(s.clone());
-    assert_eq!(parquet_files(root, "kept"), before, "no data deleted");
+    assert_eq!(
+        parquet_files(root, "kept") + wal_of("kept"),
+        before,
+        "no data deleted"
+    );
     let quarantined = files_under(&root.join("meta/quarantine"));
     assert_eq!(quarantined.len(), 1, "{quarantined:?}");
     assert!(!kept_meta.exists());
     assert_eq!(
-        parquet_files(root, "doomed"),
+        parquet_files(root, "doomed") + wal_of("doomed"),
         0,
         "the interrupted deletion finished"
     );

@@ -12,6 +12,7 @@ use crate::group::GroupManager;
 use crate::log::leader::{LeaderEnv, PartitionLeader, PartitionStats, Retention, Stop};
 use crate::log::TopicPartition;
 use crate::storage::cache::SegmentCache;
+use crate::storage::wal::{self, WalIndex, WalObjectDoc};
 use crate::storage::writer::{SegmentMeta, SegmentWriter, WriterCmd, WriterConfig};
 use crate::storage::{
     hex_id, parse_segment_path, partition_prefix, quarantine_path, tombstone_path, topic_id_prefix,
@@ -21,7 +22,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use topic::{validate_config, validate_name, TopicMeta, MAX_PARTITIONS};
@@ -110,16 +111,18 @@ impl Broker {
     ) -> Result<Arc<Broker>> {
         let decode_budget =
             crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
+        let wal = Arc::new(Mutex::new(WalIndex::new(0)));
         let (writer, writer_tx) = SegmentWriter::start_writer(
             storage.clone(),
             WriterConfig {
                 max_batch_bytes: settings.batching.max_batch_size,
                 max_batch_messages: settings.batching.max_batch_messages,
-                flush_interval: Duration::from_millis(settings.batching.flush_interval_ms),
+                flush_interval: Duration::from_millis(settings.flush_interval_ms()),
                 zstd_level: settings.performance.compression_level,
                 max_object_bytes: settings.storage.max_object_bytes,
                 decode_budget: decode_budget.clone(),
             },
+            wal.clone(),
             metrics.clone(),
         );
         let cache = Arc::new(SegmentCache::new(settings.storage.segment_cache_bytes));
@@ -133,6 +136,8 @@ impl Broker {
             merge_target_bytes: settings.storage.merge_target_bytes,
             merge_min_segments: settings.storage.merge_min_segments,
             merge_interval: Duration::from_millis(settings.storage.merge_interval_ms),
+            compaction_delay: Duration::from_millis(settings.compaction_delay_ms()),
+            wal,
             zstd_level: settings.performance.compression_level,
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
         };
@@ -180,6 +185,16 @@ impl Broker {
             unflushed_total_kib,
         });
         broker.recover().await?;
+        broker.write_checkpoint().await;
+        let interval = Duration::from_millis(broker.settings.storage.checkpoint_interval_ms.max(1));
+        let weak = Arc::downgrade(&broker);
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(b) = weak.upgrade() else { break };
+                b.write_checkpoint().await;
+            }
+        });
         let n = broker.groups.recover().await?;
         tracing::info!("recovered {n} consumer group(s)");
         broker.ready.store(true, Ordering::SeqCst);
@@ -579,13 +594,20 @@ impl Broker {
                 let _ = rx.await;
             }
         }
-        let mut paths: Vec<String> = self
-            .storage
-            .list(&topic_id_prefix(&topic.name, &topic.id))
-            .await?
-            .into_iter()
-            .map(|o| o.path)
-            .collect();
+        // Its parts of write-ahead objects: objects no other partition needs go too.
+        let mut paths = self
+            .env
+            .wal
+            .lock()
+            .map(|mut w| w.release_topic(&topic.id))
+            .unwrap_or_default();
+        paths.extend(
+            self.storage
+                .list(&topic_id_prefix(&topic.name, &topic.id))
+                .await?
+                .into_iter()
+                .map(|o| o.path),
+        );
         // Segments written before topic ids were part of the layout belong to this topic too.
         for p in 0..topic.partitions.len() as i32 {
             let legacy = partition_prefix(&TopicPartition::new(&topic.name, p));
@@ -703,6 +725,7 @@ impl Broker {
                     size: obj.size,
                     max_timestamp: None,
                     written_ms: obj.last_modified_ms,
+                    wal: None,
                 });
         }
         for (topic, n) in unowned {
@@ -711,14 +734,54 @@ impl Broker {
                  deletion record); kept, not served"
             );
         }
-        for meta in &metas {
-            let id = parse_hex_id(&meta.id)?;
-            let mut parts = segs.remove(&id).unwrap_or_default();
-            for list in parts.values_mut() {
+        // Each partition's table-layout segments, then where its log continues.
+        let mut next: HashMap<([u8; 16], i32), i64> = HashMap::new();
+        for (id, parts) in segs.iter_mut() {
+            for (p, list) in parts.iter_mut() {
                 let (keep, drop) = resolve_overlaps(std::mem::take(list));
                 *list = keep;
                 doomed.extend(drop.into_iter().map(|s| s.path));
+                if let Some(last) = list.last() {
+                    next.insert((*id, *p), last.last + 1);
+                }
             }
+        }
+        let partitions: HashMap<[u8; 16], i32> = metas
+            .iter()
+            .filter_map(|m| Some((parse_hex_id(&m.id).ok()?, m.partitions)))
+            .collect();
+        let objects = self.recover_wal_objects(&mut doomed).await?;
+        let plan = wal::plan_recovery(objects, next, |id| {
+            if tombstones.contains(id) {
+                wal::Owner::Deleted
+            } else if let Some(n) = partitions.get(id) {
+                wal::Owner::Live(*n)
+            } else {
+                wal::Owner::Unknown
+            }
+        });
+        for ((id, p), entries) in plan.parts {
+            segs.entry(id)
+                .or_default()
+                .entry(p)
+                .or_default()
+                .extend(entries);
+        }
+        if let Ok(mut w) = self.env.wal.lock() {
+            for (doc, live) in plan.keep {
+                w.add(doc.seq, doc.size, doc.written_ms, doc.parts, Some(live));
+            }
+        }
+        if !plan.orphans.is_empty() {
+            tracing::info!(
+                "{} write-ahead object(s) hold nothing any partition needs; deleting",
+                plan.orphans.len()
+            );
+        }
+        doomed.extend(plan.orphans);
+        for meta in &metas {
+            let id = parse_hex_id(&meta.id)?;
+            let parts = segs.remove(&id).unwrap_or_default();
             let topic = self.spawn_topic(meta, parts)?;
             if let Ok(mut t) = self.topics.write() {
                 t.insert(meta.name.clone(), topic);
@@ -738,6 +801,87 @@ impl Broker {
         Ok(())
     }
 
+    /// The write-ahead objects in the store, described by the checkpoint where it knows them
+    /// and by their footers (read concurrently) where it does not. An object whose footer
+    /// cannot be read is reported and kept, never deleted on a guess.
+    async fn recover_wal_objects(&self, doomed: &mut Vec<String>) -> Result<Vec<WalObjectDoc>> {
+        use futures::StreamExt;
+        let checkpoint: Option<wal::CheckpointDoc> =
+            match self.storage.get_opt(wal::CHECKPOINT_PATH).await? {
+                None => None,
+                Some(b) => match serde_json::from_slice(&b) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!("ignoring an unreadable write-ahead checkpoint: {e}");
+                        None
+                    }
+                },
+            };
+        let mut known: HashMap<u64, WalObjectDoc> = HashMap::new();
+        let mut next_seq = 0;
+        if let Some(c) = checkpoint {
+            next_seq = c.next_seq;
+            known.extend(c.objects.into_iter().map(|o| (o.seq, o)));
+        }
+        let mut docs = Vec::new();
+        let mut unknown = Vec::new();
+        for obj in self.storage.list("wal").await? {
+            if obj.path.ends_with(".tmp") {
+                doomed.push(obj.path);
+                continue;
+            }
+            let Some(seq) = wal::parse_wal_path(&obj.path) else {
+                continue;
+            };
+            next_seq = next_seq.max(seq + 1);
+            match known.remove(&seq) {
+                Some(d) => docs.push(d),
+                None => unknown.push((seq, obj)),
+            }
+        }
+        let read = unknown.len();
+        let cache = self.cache.clone();
+        let storage = self.storage.clone();
+        let mut footers = futures::stream::iter(unknown)
+            .map(|(seq, obj)| {
+                let (cache, storage) = (cache.clone(), storage.clone());
+                async move {
+                    let parts = cache
+                        .object(&storage, &obj.path, obj.size)
+                        .await
+                        .and_then(|i| i.wal_parts());
+                    (seq, obj, parts)
+                }
+            })
+            .buffer_unordered(16);
+        while let Some((seq, obj, parts)) = footers.next().await {
+            match parts {
+                Ok(Some(parts)) => docs.push(WalObjectDoc {
+                    seq,
+                    size: obj.size,
+                    written_ms: obj.last_modified_ms,
+                    parts,
+                    released: Vec::new(),
+                }),
+                Ok(None) | Err(_) => {
+                    tracing::error!(
+                    "write-ahead object {} has no readable partition list ({}); kept, not served",
+                    obj.path,
+                    parts.err().map_or("not a write-ahead object".into(), |e| e.to_string())
+                )
+                }
+            }
+        }
+        if let Ok(mut w) = self.env.wal.lock() {
+            *w = WalIndex::new(next_seq);
+        }
+        tracing::info!(
+            "write-ahead objects: {} listed, {read} footer(s) read (the rest from the checkpoint)",
+            docs.len()
+        );
+        Ok(docs)
+    }
+
     /// Flush every buffered append and wait for the writes (graceful shutdown).
     pub async fn flush_all(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -750,6 +894,29 @@ impl Broker {
         {
             let _ = rx.await;
         }
+        self.write_checkpoint().await;
+    }
+
+    /// Write the write-ahead index checkpoint if it changed since the last one.
+    pub async fn write_checkpoint(&self) {
+        let doc = self
+            .env
+            .wal
+            .lock()
+            .ok()
+            .and_then(|mut w| w.take_checkpoint());
+        let Some(doc) = doc else { return };
+        if let Err(e) = self.storage.put_overwrite(wal::CHECKPOINT_PATH, doc).await {
+            tracing::warn!("could not checkpoint the write-ahead index: {e}");
+            if let Ok(mut w) = self.env.wal.lock() {
+                w.mark_dirty();
+            }
+        }
+    }
+
+    /// Write-ahead objects still needed, and their bytes.
+    pub fn wal_stats(&self) -> (usize, u64) {
+        self.env.wal.lock().map(|w| w.stats()).unwrap_or((0, 0))
     }
 
     pub fn hot_tail_bytes(&self) -> usize {
@@ -825,6 +992,7 @@ mod tests {
             size: 1,
             max_timestamp: None,
             written_ms: 0,
+            wal: None,
         }
     }
 

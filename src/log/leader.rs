@@ -9,16 +9,18 @@ use crate::error::{Error, Result};
 use crate::protocol::records::ValidatedBatch;
 use crate::storage::cache::SegmentCache;
 use crate::storage::merge::merge_segments;
+use crate::storage::wal::WalIndex;
 use crate::storage::writer::{now_ms, SegmentMeta, WriterCmd, WriterEvent};
 use crate::storage::Storage;
 use actix::prelude::*;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Newest segments read at start-up to rebuild idempotent-producer state.
-const PRODUCER_STATE_SEGMENTS: usize = 3;
+/// Newest index entries read at start-up to rebuild idempotent-producer state (a write-ahead
+/// part may hold a single batch; only the producer-id columns are read).
+const PRODUCER_STATE_SEGMENTS: usize = 32;
 
 /// How long merged inputs stay readable after the index stopped pointing at them.
 const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
@@ -52,6 +54,10 @@ pub struct LeaderEnv {
     pub merge_target_bytes: u64,
     pub merge_min_segments: usize,
     pub merge_interval: Duration,
+    /// Write-ahead parts older than this are compacted into the table layout.
+    pub compaction_delay: Duration,
+    /// Which write-ahead objects are still needed (shared with the writer and recovery).
+    pub wal: Arc<Mutex<WalIndex>>,
     pub zstd_level: i32,
     /// Idle idempotent producers are forgotten after this long.
     pub producer_expiration: Duration,
@@ -140,11 +146,7 @@ impl PartitionLeader {
         let fut = async move {
             let mut batches = Vec::new();
             for s in newest.iter().rev() {
-                let index = cache.index(&storage, s).await?;
-                let b = tokio::task::spawn_blocking(move || index.producer_batches())
-                    .await
-                    .map_err(|e| Error::Internal(e.to_string()))??;
-                batches.extend(b);
+                batches.extend(cache.producer_batches(&storage, s).await?);
             }
             Ok::<_, Error>(batches)
         };
@@ -174,18 +176,21 @@ impl PartitionLeader {
         if self.merging {
             return;
         }
-        let Some(inputs) = self
-            .log
-            .plan_merge(self.env.merge_target_bytes, self.env.merge_min_segments)
-        else {
+        let delay = self.env.compaction_delay.as_millis() as i64;
+        let Some(inputs) = self.log.plan_compaction(
+            now_ms() - delay,
+            self.env.merge_target_bytes,
+            self.env.merge_min_segments,
+        ) else {
             return;
         };
         self.merging = true;
         let storage = self.env.storage.clone();
+        let cache = self.env.cache.clone();
         let tp = self.log.tp.clone();
         let level = self.env.zstd_level;
         let fut = async move {
-            let res = merge_segments(&storage, &tp, &inputs, level).await;
+            let res = merge_segments(&storage, &cache, &tp, &inputs, level).await;
             (inputs, res)
         };
         ctx.spawn(fut.into_actor(self).map(|(inputs, res), act, ctx| {
@@ -206,24 +211,17 @@ impl PartitionLeader {
                 }
             };
             let storage = act.env.storage.clone();
-            let cache = act.env.cache.clone();
             if act.log.apply_merge(&inputs, merged.clone()) {
+                crate::storage::crash_point("compact.after_swap");
                 tracing::debug!(
-                    "{}: merged {} segments into {}",
+                    "{}: merged {} entries into {}",
                     act.log.tp,
                     inputs.len(),
                     merged.path
                 );
-                // Let fetches that planned with the old segments finish before deleting them.
-                ctx.run_later(MERGE_DELETE_GRACE, move |_, _| {
-                    actix::spawn(async move {
-                        for s in inputs {
-                            cache.remove(&s.path);
-                            if let Err(e) = storage.delete(&s.path).await {
-                                tracing::warn!("could not delete merged input {}: {e}", s.path);
-                            }
-                        }
-                    });
+                // Let fetches that planned with the old entries finish before deleting them.
+                ctx.run_later(MERGE_DELETE_GRACE, move |act, _| {
+                    act.dispose(inputs, "merged input");
                 });
             } else {
                 // Retention removed an input meanwhile: the merged copy is not needed.
@@ -265,14 +263,38 @@ impl PartitionLeader {
             self.log.log_start()
         );
         self.publish();
+        self.dispose(removed, "retention");
+    }
+
+    /// Index entries the log no longer holds: delete segments, release write-ahead parts
+    /// (deleting an object once no partition needs it).
+    fn dispose(&self, removed: Vec<SegmentMeta>, why: &'static str) {
+        if removed.is_empty() {
+            return;
+        }
+        let mut doomed = Vec::new();
+        for s in removed {
+            if s.wal.is_some() {
+                let dead = self
+                    .env
+                    .wal
+                    .lock()
+                    .ok()
+                    .and_then(|mut w| w.release(&s.path, &self.log.tp, s.base));
+                doomed.extend(dead);
+            } else {
+                doomed.push(s.path);
+            }
+        }
         let storage = self.env.storage.clone();
         let cache = self.env.cache.clone();
         actix::spawn(async move {
-            for s in removed {
-                cache.remove(&s.path);
-                if let Err(e) = storage.delete(&s.path).await {
-                    tracing::warn!("retention could not delete {}: {e}", s.path);
+            for path in doomed {
+                cache.remove(&path);
+                if let Err(e) = storage.delete(&path).await {
+                    tracing::warn!("{why}: could not delete {path}: {e}");
                 }
+                crate::storage::crash_point("compact.after_delete");
             }
         });
     }
@@ -483,18 +505,7 @@ impl Handler<DeleteRecords> for PartitionLeader {
             .hot_total
             .fetch_sub(before - self.log.hot_bytes(), Ordering::Relaxed);
         self.publish();
-        let storage = self.env.storage.clone();
-        let cache = self.env.cache.clone();
-        if !removed.is_empty() {
-            actix::spawn(async move {
-                for s in removed {
-                    cache.remove(&s.path);
-                    if let Err(e) = storage.delete(&s.path).await {
-                        tracing::warn!("DeleteRecords could not delete {}: {e}", s.path);
-                    }
-                }
-            });
-        }
+        self.dispose(removed, "DeleteRecords");
         Ok(self.log.log_start())
     }
 }

@@ -306,7 +306,11 @@ impl PartitionLog {
     /// cut so that together they stay within `target` bytes. The newest segment is never
     /// included (it may still be tiny because the partition is being written).
     pub fn plan_merge(&self, target: u64, min_count: usize) -> Option<Vec<SegmentMeta>> {
-        let segs: Vec<&SegmentMeta> = self.segments.values().collect();
+        let segs: Vec<&SegmentMeta> = self
+            .segments
+            .values()
+            .take_while(|s| s.wal.is_none())
+            .collect();
         let n = segs.len().saturating_sub(1);
         let mut i = 0;
         while i < n {
@@ -329,6 +333,39 @@ impl PartitionLog {
             i = j.max(i + 1);
         }
         None
+    }
+
+    /// What the compactor rewrites next. First the write-ahead parts: the run of consecutive
+    /// parts from the oldest (within `target` bytes), once its oldest was written before
+    /// `cutoff_ms` or the run fills `target`; otherwise a run of small segments
+    /// ([`Self::plan_merge`]).
+    pub fn plan_compaction(
+        &self,
+        cutoff_ms: i64,
+        target: u64,
+        min_count: usize,
+    ) -> Option<Vec<SegmentMeta>> {
+        if let Some(first) = self.segments.values().find(|s| s.wal.is_some()) {
+            let mut run: Vec<SegmentMeta> = Vec::new();
+            let mut total = 0u64;
+            let mut full = false;
+            for s in self.segments.range(first.base..).map(|(_, s)| s) {
+                let continues = run.last().is_none_or(|p| s.base == p.last + 1);
+                if s.wal.is_none() || !continues {
+                    break;
+                }
+                if !run.is_empty() && total + s.size > target {
+                    full = true;
+                    break;
+                }
+                total += s.size;
+                run.push(s.clone());
+            }
+            if full || total >= target || first.written_ms <= cutoff_ms {
+                return Some(run);
+            }
+        }
+        self.plan_merge(target, min_count)
     }
 
     /// Replace `inputs` with the `merged` segment covering them, if they are all still indexed.
@@ -435,6 +472,7 @@ mod tests {
             size: 100,
             max_timestamp: Some(1000 + last),
             written_ms: 0,
+            wal: None,
         }
     }
 
@@ -511,6 +549,7 @@ mod tests {
             size: 250,
             max_timestamp: Some(1029),
             written_ms: 0,
+            wal: None,
         };
         assert!(log.apply_merge(&run, merged.clone()));
         assert_eq!(log.segments().count(), 4);
@@ -533,5 +572,39 @@ mod tests {
         let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![seg(0, 9), seg(10, 19)]);
         assert_eq!(log.apply_retention(0, -1, 100).len(), 1);
         assert_eq!(log.log_start(), 10);
+    }
+
+    fn wal_part(base: i64, last: i64, written_ms: i64) -> SegmentMeta {
+        SegmentMeta {
+            base,
+            last,
+            path: format!("wal/{base}.parquet"),
+            size: 10,
+            max_timestamp: None,
+            written_ms,
+            wal: Some(crate::storage::writer::WalSlice {
+                first_group: 0,
+                groups: 1,
+                object_size: 10,
+            }),
+        }
+    }
+
+    /// Write-ahead parts are compacted oldest first, once old enough or a full segment's
+    /// worth; segments before them merge as before.
+    #[test]
+    fn compaction_takes_write_ahead_parts_when_old_or_big() {
+        let mut segs = vec![seg(0, 9)];
+        segs.extend((1..5).map(|i| wal_part(i * 10, i * 10 + 9, i * 100)));
+        let log = PartitionLog::new(TopicPartition::new("t", 0), segs);
+        assert!(
+            log.plan_compaction(50, 1000, 8).is_none(),
+            "young and small"
+        );
+        let run = log.plan_compaction(100, 1000, 8).unwrap();
+        assert_eq!(run.len(), 4, "the oldest is due: the whole run goes");
+        assert_eq!((run[0].base, run[3].last), (10, 49));
+        let run = log.plan_compaction(0, 25, 8).unwrap();
+        assert_eq!(run.len(), 2, "cut at the target size");
     }
 }

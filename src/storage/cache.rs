@@ -1,19 +1,21 @@
 //! A bounded cache of cold segments, shared by all fetches, at row-group granularity.
 //!
 //! Two levels, each with a byte budget and oldest-inserted-first eviction:
-//! - segment indexes: a segment's bytes as stored (compressed) and its parsed Parquet footer,
-//!   so its row groups can be located by offset without reading data (a quarter of the budget);
+//! - object footers: the parsed Parquet footer of a segment or write-ahead object (one GET of
+//!   the object's tail), so row groups are located by offset without reading data (a quarter
+//!   of the budget);
 //! - decoded row groups: the record batches of one row group, re-encoded for serving.
 //!
-//! A fetch decodes only the row groups it serves (a few MiB each, see
-//! [`super::segment::ROW_GROUP_TARGET_BYTES`]), however large or compressible the segment is.
-//! Loads run the object store read and the Parquet decode off the event loop
-//! (`spawn_blocking`).
+//! A read fetches only the row groups it serves, each with a ranged GET (a few MiB each, see
+//! [`super::segment::ROW_GROUP_TARGET_BYTES`]): a consumer of one partition reads its own row
+//! groups of a write-ahead object, never the other partitions'. The Parquet decode runs off
+//! the event loop (`spawn_blocking`).
 
-use super::segment::{SegmentIndex, StoredBatch};
+use super::segment::{group_of, ObjectBytes, ObjectIndex, ProducerBatch, StoredBatch};
 use super::writer::SegmentMeta;
 use super::Storage;
 use crate::error::{Error, Result};
+use arrow::record_batch::RecordBatch;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -75,12 +77,46 @@ impl<V: Clone> Budgeted<V> {
 
 #[derive(Debug)]
 pub struct SegmentCache {
-    indexes: Mutex<Budgeted<Arc<SegmentIndex>>>,
+    indexes: Mutex<Budgeted<Arc<ObjectIndex>>>,
     groups: Mutex<Budgeted<Batches>>,
 }
 
 fn group_key(path: &str, group: usize) -> String {
     format!("{path}#{group}")
+}
+
+/// Bytes read from an object's end to find its footer in one GET (most footers fit).
+const FOOTER_GUESS: u64 = 64 * 1024;
+
+/// The size of the object holding `seg`.
+fn object_size(seg: &SegmentMeta) -> u64 {
+    seg.wal.map_or(seg.size, |w| w.object_size)
+}
+
+/// The row groups of `seg` in its object (all of them for a segment) and their first offsets.
+fn span(index: &ObjectIndex, seg: &SegmentMeta) -> Result<(usize, Vec<i64>)> {
+    let (first, n) = match seg.wal {
+        Some(w) => (w.first_group as usize, w.groups as usize),
+        None => (0, index.groups()),
+    };
+    if first + n > index.groups() || n == 0 {
+        return Err(Error::Storage(format!(
+            "{} has no row groups {first}..{} for offsets {}..={}",
+            seg.path,
+            first + n,
+            seg.base,
+            seg.last
+        )));
+    }
+    let starts = index.group_starts(first, n, seg.base);
+    let end = seg.base + (first..first + n).map(|g| index.group_rows(g)).sum::<i64>();
+    if end != seg.last + 1 {
+        return Err(Error::Storage(format!(
+            "{} holds offsets {}..{end} for this partition, the index says {}..={}",
+            seg.path, seg.base, seg.base, seg.last
+        )));
+    }
+    Ok((first, starts))
 }
 
 impl SegmentCache {
@@ -91,34 +127,58 @@ impl SegmentCache {
         }
     }
 
-    /// Bytes currently held (decoded row groups and stored segment bytes).
+    /// Bytes currently held (decoded row groups and parsed footers).
     pub fn bytes(&self) -> usize {
         let g = self.groups.lock().map(|i| i.bytes).unwrap_or(0);
         let i = self.indexes.lock().map(|i| i.bytes).unwrap_or(0);
         g + i
     }
 
-    /// A segment's stored bytes and parsed footer.
-    pub async fn index(&self, storage: &Storage, seg: &SegmentMeta) -> Result<Arc<SegmentIndex>> {
-        if let Some(i) = self.indexes.lock().ok().and_then(|c| c.get(&seg.path)) {
+    /// The parsed footer of an object of `len` bytes: one ranged GET of its last bytes (two
+    /// when the footer is larger).
+    pub async fn object(
+        &self,
+        storage: &Storage,
+        path: &str,
+        len: u64,
+    ) -> Result<Arc<ObjectIndex>> {
+        if let Some(i) = self.indexes.lock().ok().and_then(|c| c.get(path)) {
             return Ok(i);
         }
-        let data = storage.get(&seg.path).await?;
-        let base = seg.base;
-        let index = tokio::task::spawn_blocking(move || SegmentIndex::load(data, base))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        if index.end != seg.last + 1 {
-            return Err(Error::Storage(format!(
-                "segment {} holds offsets {}..{}, its name says {}..={}",
-                seg.path, seg.base, index.end, seg.base, seg.last
-            )));
-        }
-        let index = Arc::new(index);
+        let tail = storage
+            .get_range(path, len.saturating_sub(FOOTER_GUESS)..len)
+            .await?;
+        let parsed = match ObjectIndex::from_tail(&tail, len)? {
+            Ok(i) => i,
+            Err(need) => {
+                let tail = storage
+                    .get_range(path, len.saturating_sub(need)..len)
+                    .await?;
+                ObjectIndex::from_tail(&tail, len)?
+                    .map_err(|_| Error::Storage(format!("{path}: footer changed while read")))?
+            }
+        };
+        let index = Arc::new(parsed);
         if let Ok(mut c) = self.indexes.lock() {
-            c.insert(seg.path.clone(), index.clone(), index.data.len());
+            c.insert(path.to_string(), index.clone(), index.memory_size());
         }
         Ok(index)
+    }
+
+    /// One row group's bytes (a ranged GET).
+    async fn group_bytes(
+        storage: &Storage,
+        path: &str,
+        index: &ObjectIndex,
+        group: usize,
+    ) -> Result<ObjectBytes> {
+        let range = index.group_range(group)?;
+        let data = storage.get_range(path, range.clone()).await?;
+        Ok(ObjectBytes {
+            start: range.start,
+            data,
+            len: index.len,
+        })
     }
 
     /// The decoded row group of `seg` holding `offset` (`None` past the segment's end).
@@ -131,15 +191,18 @@ impl SegmentCache {
         if offset > seg.last {
             return Ok(None);
         }
-        let index = self.index(storage, seg).await?;
-        let Some(group) = index.group_of(offset.max(seg.base)) else {
+        let index = self.object(storage, &seg.path, object_size(seg)).await?;
+        let (first, starts) = span(&index, seg)?;
+        let Some(i) = group_of(&starts, seg.last + 1, offset.max(seg.base)) else {
             return Ok(None);
         };
+        let group = first + i;
         let key = group_key(&seg.path, group);
         if let Some(b) = self.groups.lock().ok().and_then(|c| c.get(&key)) {
             return Ok(Some(b));
         }
-        let batches = tokio::task::spawn_blocking(move || index.decode_group(group))
+        let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
+        let batches = tokio::task::spawn_blocking(move || index.decode_group(&bytes, group))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
         let size: usize = batches.iter().map(|b| b.bytes.len()).sum();
@@ -150,7 +213,51 @@ impl SegmentCache {
         Ok(Some(batches))
     }
 
-    /// Drop a segment (deleted by retention, merging or topic deletion).
+    /// The rows (segment columns) of `seg`, one row group at a time, for merging and
+    /// compaction: `f` runs on the blocking pool; nothing is cached.
+    pub async fn for_each_rows<S: Send + 'static>(
+        &self,
+        storage: &Storage,
+        seg: &SegmentMeta,
+        mut state: S,
+        f: fn(&mut S, RecordBatch) -> Result<()>,
+    ) -> Result<S> {
+        let index = self.object(storage, &seg.path, object_size(seg)).await?;
+        let (first, starts) = span(&index, seg)?;
+        for group in first..first + starts.len() {
+            let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
+            let index = index.clone();
+            state = tokio::task::spawn_blocking(move || -> Result<S> {
+                f(&mut state, index.read_group(&bytes, group)?)?;
+                Ok(state)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        }
+        Ok(state)
+    }
+
+    /// The idempotent-producer fields of `seg`'s batches (start-up).
+    pub async fn producer_batches(
+        &self,
+        storage: &Storage,
+        seg: &SegmentMeta,
+    ) -> Result<Vec<ProducerBatch>> {
+        let index = self.object(storage, &seg.path, object_size(seg)).await?;
+        let (first, starts) = span(&index, seg)?;
+        let mut out = Vec::new();
+        for group in first..first + starts.len() {
+            let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
+            let index = index.clone();
+            let b = tokio::task::spawn_blocking(move || index.producer_batches(&bytes, group))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            out.extend(b);
+        }
+        Ok(out)
+    }
+
+    /// Drop an object (deleted by retention, merging, compaction or topic deletion).
     pub fn remove(&self, path: &str) {
         if let Ok(mut c) = self.indexes.lock() {
             c.remove_where(|k| k == path);
@@ -197,6 +304,7 @@ mod tests {
             size: 0,
             max_timestamp: None,
             written_ms: 0,
+            wal: None,
         }
     }
 
@@ -224,8 +332,10 @@ mod tests {
             })
             .collect();
         let enc = crate::storage::segment::encode_segment(&batches, 0, 1).unwrap();
+        let size = enc.data.len() as u64;
         storage.put_create("seg", enc.data).await.unwrap();
-        let seg = meta(0, 6 * 2048 - 1, "seg");
+        let mut seg = meta(0, 6 * 2048 - 1, "seg");
+        seg.size = size;
         let c = SegmentCache::new(1 << 30);
         let g = c.group_at(&storage, &seg, 5000).await.unwrap().unwrap();
         assert_eq!(g.first().unwrap().base_offset, 4096);
@@ -250,7 +360,8 @@ mod tests {
         assert_eq!(all.last().unwrap().last_offset, 6 * 2048 - 1);
         c.remove("seg");
         assert_eq!(c.bytes(), 0);
-        let wrong = meta(0, 10, "seg");
+        let mut wrong = meta(0, 10, "seg");
+        wrong.size = size;
         assert!(c.group_at(&storage, &wrong, 0).await.is_err());
     }
 }

@@ -1,19 +1,26 @@
-//! Segment merging: many small segments of a partition become one larger segment.
+//! Compaction and merging: a partition's write-ahead parts and small segments become one
+//! segment of the table layout (`data/topic=…/topic_id=…/partition=…/{base}-{last}.parquet`,
+//! large row groups, zstd).
 //!
 //! The merged object is written first (with `PutMode::Create`); the leader then swaps its index
-//! and deletes the inputs. A crash between the two leaves the inputs beside the merged segment
-//! that contains them; recovery drops the contained ones (`broker::resolve_overlaps`), so no
-//! offset is lost or duplicated.
+//! and, after a grace period for reads planned with the old entries, releases its parts of
+//! write-ahead objects (an object is deleted once no partition needs it) and deletes merged
+//! segments. A crash between any two steps leaves inputs beside the segment that contains
+//! them; recovery drops the contained segments (`broker::resolve_overlaps`) and does not
+//! accept write-ahead parts a segment covers (`wal::plan_recovery`), so no offset is lost or
+//! duplicated and no orphan survives the next start.
 
-use super::segment::{for_each_row_group, SegmentEncoder};
+use super::cache::SegmentCache;
+use super::segment::SegmentEncoder;
 use super::writer::{now_ms, SegmentMeta};
 use super::{segment_path, Storage};
 use crate::error::{Error, Result};
 use crate::log::TopicPartition;
 
-/// Read `inputs` (consecutive segments), write them as one segment, return its index entry.
+/// Read `inputs` (consecutive index entries), write them as one segment, return its entry.
 pub async fn merge_segments(
     storage: &Storage,
+    cache: &SegmentCache,
     tp: &TopicPartition,
     inputs: &[SegmentMeta],
     zstd_level: i32,
@@ -21,17 +28,13 @@ pub async fn merge_segments(
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
         return Err(Error::Internal("nothing to merge".into()));
     };
-    // Inputs are fetched and copied row group by row group into the merged segment (rows are
-    // not re-encoded as record batches), so memory holds one compressed input at a time.
+    // Inputs are read and copied a row group at a time into the merged segment (rows are not
+    // re-encoded as record batches), so memory holds one row group of input at a time.
     let mut enc = SegmentEncoder::new(Some(zstd_level))?;
     for s in inputs {
-        let data = storage.get(&s.path).await?;
-        enc = tokio::task::spawn_blocking(move || -> Result<SegmentEncoder> {
-            for_each_row_group(data, |rows| enc.push_rows(&rows))?;
-            Ok(enc)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        enc = cache
+            .for_each_rows(storage, s, enc, |enc, rows| enc.push_rows(&rows))
+            .await?;
     }
     let enc = tokio::task::spawn_blocking(move || enc.finish())
         .await
@@ -44,7 +47,9 @@ pub async fn merge_segments(
     }
     let path = segment_path(tp, first.base, last.last);
     let size = enc.data.len() as u64;
+    super::crash_point("compact.before_put");
     storage.put_create(&path, enc.data).await?;
+    super::crash_point("compact.after_put");
     Ok(SegmentMeta {
         base: first.base,
         last: last.last,
@@ -52,5 +57,6 @@ pub async fn merge_segments(
         size,
         max_timestamp: Some(enc.max_timestamp),
         written_ms: now_ms(),
+        wal: None,
     })
 }

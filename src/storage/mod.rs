@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod merge;
 pub mod segment;
+pub mod wal;
 pub mod writer;
 
 use crate::error::{Error, Result};
@@ -34,6 +35,25 @@ pub struct FailPoints {
     pub put_lands_then_exists: AtomicU32,
     /// Every put first waits this many milliseconds (a slow or stalled store).
     pub put_delay_ms: AtomicU64,
+}
+
+/// Crash points, for kill -9 tests of multi-step operations: when the environment variable
+/// `HERACLITUS_CRASH_AT` names this step (comma-separated), the process SIGKILLs itself right
+/// there. Steps: `flush.after_put`, `compact.before_put`, `compact.after_put`,
+/// `compact.after_swap`, `compact.after_delete`.
+pub fn crash_point(step: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("HERACLITUS_CRASH_AT").ok());
+    if at
+        .as_deref()
+        .is_some_and(|a| a.split(',').any(|s| s == step))
+    {
+        tracing::error!("crash point {step} reached: killing the process (HERACLITUS_CRASH_AT)");
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
 }
 
 /// Take one from a failure-point counter; true when it was armed.
@@ -228,6 +248,25 @@ impl Storage {
         }
         let r = self.store.get(&Path::from(path)).await?;
         Ok(r.bytes().await?)
+    }
+
+    /// Bytes `range` of an object (a row group of a segment or write-ahead object).
+    pub async fn get_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let started = std::time::Instant::now();
+        let res = async {
+            if self.failpoints.get.load(Ordering::Relaxed) {
+                return Err(Error::Storage(format!("injected get failure at {path}")));
+            }
+            Ok(self.store.get_range(&Path::from(path), range).await?)
+        }
+        .await;
+        self.observe(
+            "get",
+            res.as_ref().map_or(0, |b| b.len()),
+            started,
+            res.is_ok(),
+        );
+        res
     }
 
     /// Get an object, `None` if it does not exist.

@@ -78,6 +78,44 @@ pub fn schema() -> SchemaRef {
         .clone()
 }
 
+/// Columns a write-ahead object adds to the segment schema, constant within a row group: which
+/// partition a row group belongs to (`topic_id` is 32 lowercase hex digits).
+pub const WAL_EXTRA_COLUMNS: [&str; 3] = ["topic", "topic_id", "partition"];
+
+/// The schema of write-ahead objects: the segment columns, then topic, topic id and partition.
+pub fn wal_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields: Vec<Field> = schema().fields().iter().map(|f| (**f).clone()).collect();
+            fields.push(Field::new("topic", DataType::Utf8, false));
+            fields.push(Field::new("topic_id", DataType::Utf8, false));
+            fields.push(Field::new("partition", DataType::Int32, false));
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+/// Key of the footer metadata entry listing a write-ahead object's partitions
+/// (JSON array of [`WalPart`]), so recovery reads one footer, not the data.
+pub const WAL_FOOTER_KEY: &str = "heraclitus.wal";
+
+/// One partition's run of row groups inside a write-ahead object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalPart {
+    pub topic: String,
+    /// 32 lowercase hex digits.
+    pub topic_id: String,
+    pub partition: i32,
+    pub base: i64,
+    pub last: i64,
+    pub first_group: u32,
+    pub groups: u32,
+    /// Compressed bytes of its row groups (what a ranged read fetches).
+    pub bytes: u64,
+    pub max_timestamp: i64,
+}
+
 /// A Parquet segment ready to be written.
 #[derive(Debug, Clone)]
 pub struct EncodedSegment {
@@ -135,8 +173,9 @@ struct Columns {
 }
 
 impl Columns {
-    fn take_record_batch(&mut self) -> Result<RecordBatch> {
+    fn take_record_batch(&mut self, tag: Option<&WalTag>) -> Result<RecordBatch> {
         let mut c = std::mem::take(self);
+        let rows = c.offsets.len();
         let mut header_offsets = std::mem::take(&mut c.header_offsets);
         if header_offsets.is_empty() {
             header_offsets.push(0);
@@ -155,22 +194,37 @@ impl Columns {
             Arc::new(header_struct),
             None,
         );
-        Ok(RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(Int64Array::from(c.offsets)),
-                Arc::new(TimestampMillisecondArray::from(c.timestamps)),
-                Arc::new(Int8Array::from(c.ts_types)),
-                Arc::new(c.keys.finish()),
-                Arc::new(c.values.finish()),
-                Arc::new(headers),
-                Arc::new(Int64Array::from(c.pids)),
-                Arc::new(Int16Array::from(c.epochs)),
-                Arc::new(Int32Array::from(c.seqs)),
-                Arc::new(Int64Array::from(c.batch_bases)),
-            ],
-        )?)
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(c.offsets)),
+            Arc::new(TimestampMillisecondArray::from(c.timestamps)),
+            Arc::new(Int8Array::from(c.ts_types)),
+            Arc::new(c.keys.finish()),
+            Arc::new(c.values.finish()),
+            Arc::new(headers),
+            Arc::new(Int64Array::from(c.pids)),
+            Arc::new(Int16Array::from(c.epochs)),
+            Arc::new(Int32Array::from(c.seqs)),
+            Arc::new(Int64Array::from(c.batch_bases)),
+        ];
+        let schema = match tag {
+            None => schema(),
+            Some(t) => {
+                columns.push(Arc::new(StringArray::from(vec![t.topic.as_ref(); rows])));
+                columns.push(Arc::new(StringArray::from(vec![t.topic_id.as_str(); rows])));
+                columns.push(Arc::new(Int32Array::from(vec![t.partition; rows])));
+                wal_schema()
+            }
+        };
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
+}
+
+/// The partition a write-ahead object's current row groups belong to.
+#[derive(Debug, Clone)]
+struct WalTag {
+    topic: Arc<str>,
+    topic_id: String,
+    partition: i32,
 }
 
 /// Streams batches (or rows of other segments) into one Parquet segment, a row group at a
@@ -185,11 +239,17 @@ pub struct SegmentEncoder {
     records: usize,
     min_ts: i64,
     max_ts: i64,
+    /// Write-ahead objects only: the partition of the rows being pushed.
+    tag: Option<WalTag>,
 }
 
 impl SegmentEncoder {
     /// A new segment; pages are zstd-compressed at `zstd_level` (`None`: not compressed).
     pub fn new(zstd_level: Option<i32>) -> Result<SegmentEncoder> {
+        Self::with_schema(zstd_level, false)
+    }
+
+    fn with_schema(zstd_level: Option<i32>, wal: bool) -> Result<SegmentEncoder> {
         let compression = match zstd_level {
             None => Compression::UNCOMPRESSED,
             Some(l) => Compression::ZSTD(ZstdLevel::try_new(l.clamp(1, 22)).map_err(Error::from)?),
@@ -209,9 +269,18 @@ impl SegmentEncoder {
         for name in ["offset", "timestamp", "batch_base_offset", "sequence"] {
             props = props.set_column_encoding(col(&[name]), Encoding::DELTA_BINARY_PACKED);
         }
+        if wal {
+            // A write-ahead object holds a row group (or more) per partition: column statistics
+            // would multiply its footer, which recovery and every cold read parse.
+            props = props
+                .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+                .set_column_dictionary_enabled(col(&["topic"]), true)
+                .set_column_dictionary_enabled(col(&["topic_id"]), true);
+        }
         let props = props.build();
+        let schema = if wal { wal_schema() } else { schema() };
         Ok(SegmentEncoder {
-            writer: ArrowWriter::try_new(Vec::with_capacity(1 << 16), schema(), Some(props))?,
+            writer: ArrowWriter::try_new(Vec::with_capacity(1 << 16), schema, Some(props))?,
             cols: Columns::default(),
             rows_bytes: 0,
             base: None,
@@ -219,6 +288,7 @@ impl SegmentEncoder {
             records: 0,
             min_ts: i64::MAX,
             max_ts: i64::MIN,
+            tag: None,
         })
     }
 
@@ -313,9 +383,9 @@ impl SegmentEncoder {
         if !self.cols.offsets.is_empty() {
             self.flush_group()?;
         }
-        if rows.schema().fields() != schema().fields() {
-            return Err(Error::Parquet("segment schema differs".into()));
-        }
+        // Rows read from either kind of object, projected to the segment columns.
+        let rows = &RecordBatch::try_new(schema(), rows.columns().to_vec())
+            .map_err(|e| Error::Parquet(format!("segment schema differs: {e}")))?;
         let offsets = column::<Int64Array>(rows, "offset")?;
         let ts = column::<TimestampMillisecondArray>(rows, "timestamp")?;
         for i in 0..rows.num_rows() {
@@ -341,7 +411,7 @@ impl SegmentEncoder {
         if self.cols.offsets.is_empty() {
             return Ok(());
         }
-        let rb = self.cols.take_record_batch()?;
+        let rb = self.cols.take_record_batch(self.tag.as_ref())?;
         self.writer.write(&rb)?;
         self.writer.flush()?;
         Ok(())
@@ -364,6 +434,79 @@ impl SegmentEncoder {
     }
 }
 
+/// Encodes one write-ahead object: the batches of many partitions, each partition in its own
+/// row group(s), and the list of partitions in the footer ([`WAL_FOOTER_KEY`]).
+pub struct WalEncoder {
+    enc: SegmentEncoder,
+    parts: Vec<WalPart>,
+    /// Row groups written before the current partition began.
+    first_group: usize,
+}
+
+impl WalEncoder {
+    pub fn new(zstd_level: Option<i32>) -> Result<WalEncoder> {
+        Ok(WalEncoder {
+            enc: SegmentEncoder::with_schema(zstd_level, true)?,
+            parts: Vec::new(),
+            first_group: 0,
+        })
+    }
+
+    /// Append one partition's consecutive batches (base offsets assigned).
+    pub fn push_partition(
+        &mut self,
+        tp: &crate::log::TopicPartition,
+        batches: &[Bytes],
+    ) -> Result<()> {
+        let e = &mut self.enc;
+        e.flush_group()?;
+        self.first_group = e.writer.flushed_row_groups().len();
+        e.tag = Some(WalTag {
+            topic: tp.topic.clone(),
+            topic_id: crate::storage::hex_id(&tp.topic_id),
+            partition: tp.partition,
+        });
+        e.base = None;
+        e.max_ts = i64::MIN;
+        for b in batches {
+            e.push_batch(b)?;
+        }
+        e.flush_group()?;
+        let Some(base) = e.base else {
+            return Err(Error::Internal(format!("{tp}: no batches to write")));
+        };
+        let groups = &e.writer.flushed_row_groups()[self.first_group..];
+        self.parts.push(WalPart {
+            topic: tp.topic.to_string(),
+            topic_id: crate::storage::hex_id(&tp.topic_id),
+            partition: tp.partition,
+            base,
+            last: e.next - 1,
+            first_group: self.first_group as u32,
+            groups: groups.len() as u32,
+            bytes: groups
+                .iter()
+                .map(|g| g.compressed_size().max(0) as u64)
+                .sum(),
+            max_timestamp: e.max_ts,
+        });
+        Ok(())
+    }
+
+    /// The object's bytes and its partitions.
+    pub fn finish(mut self) -> Result<(Bytes, Vec<WalPart>)> {
+        let doc = serde_json::to_string(&self.parts).map_err(|e| Error::Internal(e.to_string()))?;
+        self.enc
+            .writer
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                WAL_FOOTER_KEY.to_string(),
+                doc,
+            ));
+        let data = self.enc.writer.into_inner()?;
+        Ok((Bytes::from(data), self.parts))
+    }
+}
+
 fn column<'a, T: 'static>(rb: &'a RecordBatch, name: &str) -> Result<&'a T> {
     rb.column_by_name(name)
         .ok_or_else(|| Error::Parquet(format!("segment lacks column {name}")))?
@@ -372,12 +515,294 @@ fn column<'a, T: 'static>(rb: &'a RecordBatch, name: &str) -> Result<&'a T> {
         .ok_or_else(|| Error::Parquet(format!("column {name} has the wrong type")))
 }
 
-/// A segment's bytes and parsed footer, with the first offset of each row group (offsets are
-/// consecutive inside a segment, so row counts locate every offset without reading data).
+/// Bytes of one stored object: either all of it, or one byte range (a row group's column
+/// chunks, fetched with a ranged GET). Implements Parquet's `ChunkReader` with file offsets.
+#[derive(Debug, Clone)]
+pub struct ObjectBytes {
+    /// File offset of `data[0]`.
+    pub start: u64,
+    pub data: Bytes,
+    /// The whole object's length.
+    pub len: u64,
+}
+
+impl ObjectBytes {
+    pub fn whole(data: Bytes) -> ObjectBytes {
+        ObjectBytes {
+            start: 0,
+            len: data.len() as u64,
+            data,
+        }
+    }
+
+    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|f| f as usize)
+            .filter(|&f| f <= self.data.len());
+        let Some(from) = from else {
+            return Err(parquet::errors::ParquetError::General(format!(
+                "offset {start} is outside the fetched range {}+{}",
+                self.start,
+                self.data.len()
+            )));
+        };
+        let to = length.map_or(self.data.len(), |l| from.saturating_add(l));
+        if to > self.data.len() {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "{length:?} bytes at {start} are outside the fetched range"
+            )));
+        }
+        Ok(self.data.slice(from..to))
+    }
+}
+
+impl parquet::file::reader::Length for ObjectBytes {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for ObjectBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+/// The Parquet trailer: footer length (u32 LE) and the magic `PAR1`.
+const FOOTER_TRAILER: usize = 8;
+
+/// A stored object's parsed footer (segment or write-ahead object): locates row groups and
+/// their byte ranges without holding the data.
+#[derive(Debug, Clone)]
+pub struct ObjectIndex {
+    meta: ArrowReaderMetadata,
+    /// The object's length.
+    pub len: u64,
+}
+
+impl ObjectIndex {
+    /// Parse the footer of an object held whole.
+    pub fn from_bytes(data: &Bytes) -> Result<ObjectIndex> {
+        Ok(ObjectIndex {
+            meta: ArrowReaderMetadata::load(data, Default::default())?,
+            len: data.len() as u64,
+        })
+    }
+
+    /// Parse the footer from the object's last bytes (`tail`, of an object of `len` bytes).
+    /// `Ok(Err(n))`: the footer needs the last `n` bytes.
+    pub fn from_tail(tail: &Bytes, len: u64) -> Result<std::result::Result<ObjectIndex, u64>> {
+        if tail.len() < FOOTER_TRAILER || tail.len() as u64 > len {
+            return Err(Error::Parquet(
+                "object too short for a Parquet footer".into(),
+            ));
+        }
+        let trailer = &tail[tail.len() - FOOTER_TRAILER..];
+        if &trailer[4..] != b"PAR1" {
+            return Err(Error::Parquet(
+                "not a Parquet object (no PAR1 trailer)".into(),
+            ));
+        }
+        let footer = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]) as usize;
+        let need = footer + FOOTER_TRAILER;
+        if need as u64 > len {
+            return Err(Error::Parquet(
+                "Parquet footer longer than the object".into(),
+            ));
+        }
+        if need > tail.len() {
+            return Ok(Err(need as u64));
+        }
+        let buf = &tail[tail.len() - need..tail.len() - FOOTER_TRAILER];
+        let meta = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(buf)?;
+        let meta = ArrowReaderMetadata::try_new(Arc::new(meta), Default::default())?;
+        Ok(Ok(ObjectIndex { meta, len }))
+    }
+
+    pub fn groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    pub fn group_rows(&self, group: usize) -> i64 {
+        self.meta
+            .metadata()
+            .row_groups()
+            .get(group)
+            .map_or(0, |g| g.num_rows().max(0))
+    }
+
+    /// Bytes the parsed footer holds in memory (cache accounting).
+    pub fn memory_size(&self) -> usize {
+        self.meta.metadata().memory_size()
+    }
+
+    /// The byte range of a row group's column chunks.
+    pub fn group_range(&self, group: usize) -> Result<std::ops::Range<u64>> {
+        let g = self
+            .meta
+            .metadata()
+            .row_groups()
+            .get(group)
+            .ok_or_else(|| Error::Parquet(format!("no row group {group}")))?;
+        let mut start = u64::MAX;
+        let mut end = 0u64;
+        for c in g.columns() {
+            let (s, l) = c.byte_range();
+            start = start.min(s);
+            end = end.max(s.saturating_add(l));
+        }
+        if start >= end || end > self.len {
+            return Err(Error::Parquet(format!(
+                "row group {group} has no valid byte range"
+            )));
+        }
+        Ok(start..end)
+    }
+
+    /// The partitions of a write-ahead object (`None` for a segment).
+    pub fn wal_parts(&self) -> Result<Option<Vec<WalPart>>> {
+        let kv = self.meta.metadata().file_metadata().key_value_metadata();
+        let Some(v) = kv
+            .and_then(|kv| kv.iter().find(|e| e.key == WAL_FOOTER_KEY))
+            .and_then(|e| e.value.as_ref())
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(v)
+            .map(Some)
+            .map_err(|e| Error::Parquet(format!("bad write-ahead footer: {e}")))
+    }
+
+    /// The first offset of each of `groups` row groups from `first`, whose first offset is
+    /// `base` (offsets are consecutive within a partition's run of row groups).
+    pub fn group_starts(&self, first: usize, groups: usize, base: i64) -> Vec<i64> {
+        let mut at = base;
+        (first..first + groups)
+            .map(|g| {
+                let s = at;
+                at += self.group_rows(g);
+                s
+            })
+            .collect()
+    }
+
+    /// The segment columns of one row group, read from `bytes` (which must hold its range).
+    pub fn read_group(&self, bytes: &ObjectBytes, group: usize) -> Result<RecordBatch> {
+        self.read_group_columns(bytes, group, &SEGMENT_COLUMNS)
+    }
+
+    fn read_group_columns(
+        &self,
+        bytes: &ObjectBytes,
+        group: usize,
+        names: &[&str],
+    ) -> Result<RecordBatch> {
+        let rows = self.group_rows(group).max(1) as usize;
+        let mask = ProjectionMask::columns(
+            self.meta.metadata().file_metadata().schema_descr(),
+            names.iter().copied(),
+        );
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), self.meta.clone())
+                .with_row_groups(vec![group])
+                .with_projection(mask)
+                .with_batch_size(rows)
+                .build()?;
+        let mut parts = Vec::new();
+        for rb in reader {
+            parts.push(rb?);
+        }
+        match parts.len() {
+            0 => Err(Error::Parquet(format!("row group {group} is empty"))),
+            1 => Ok(parts
+                .pop()
+                .unwrap_or_else(|| RecordBatch::new_empty(schema()))),
+            _ => Ok(arrow::compute::concat_batches(&parts[0].schema(), &parts)?),
+        }
+    }
+
+    /// Decode one row group into servable batches (see [`decode_rows`]).
+    pub fn decode_group(&self, bytes: &ObjectBytes, group: usize) -> Result<Vec<StoredBatch>> {
+        let mut out = Vec::new();
+        let mut cur = None;
+        decode_rows(&self.read_group(bytes, group)?, &mut cur, &mut out)?;
+        finish_batch(cur, &mut out)?;
+        Ok(out)
+    }
+
+    /// The idempotent-producer fields of every batch of one row group, read from the five
+    /// small columns only (keys and values are never decoded). Batches without a producer id
+    /// are skipped.
+    pub fn producer_batches(
+        &self,
+        bytes: &ObjectBytes,
+        group: usize,
+    ) -> Result<Vec<ProducerBatch>> {
+        let names = [
+            "offset",
+            "producer_id",
+            "producer_epoch",
+            "sequence",
+            "batch_base_offset",
+        ];
+        let rb = self.read_group_columns(bytes, group, &names)?;
+        let offsets = column::<Int64Array>(&rb, "offset")?;
+        let pids = column::<Int64Array>(&rb, "producer_id")?;
+        let epochs = column::<Int16Array>(&rb, "producer_epoch")?;
+        let seqs = column::<Int32Array>(&rb, "sequence")?;
+        let bases = column::<Int64Array>(&rb, "batch_base_offset")?;
+        let mut out: Vec<ProducerBatch> = Vec::new();
+        for i in 0..rb.num_rows() {
+            if pids.value(i) < 0 || seqs.value(i) < 0 {
+                continue;
+            }
+            match out.last_mut() {
+                Some(b) if b.base == bases.value(i) => {
+                    b.last = offsets.value(i);
+                    b.last_seq = seqs.value(i);
+                }
+                _ => out.push(ProducerBatch {
+                    producer_id: pids.value(i),
+                    producer_epoch: epochs.value(i),
+                    first_seq: seqs.value(i),
+                    last_seq: seqs.value(i),
+                    base: bases.value(i),
+                    last: offsets.value(i),
+                }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The columns of the segment schema (what readers of either kind of object project).
+pub const SEGMENT_COLUMNS: [&str; 10] = [
+    "offset",
+    "timestamp",
+    "timestamp_type",
+    "key",
+    "value",
+    "headers",
+    "producer_id",
+    "producer_epoch",
+    "sequence",
+    "batch_base_offset",
+];
+
+/// A segment held whole in memory, with the first offset of each row group: tests, benches
+/// and whole-object tools use it; the broker reads through [`ObjectIndex`] and ranged GETs.
 #[derive(Debug, Clone)]
 pub struct SegmentIndex {
-    pub data: Bytes,
-    meta: ArrowReaderMetadata,
+    pub data: ObjectBytes,
+    pub object: ObjectIndex,
     /// First offset of each row group, ascending.
     pub group_starts: Vec<i64>,
     /// Offset after the last record.
@@ -387,122 +812,53 @@ pub struct SegmentIndex {
 impl SegmentIndex {
     /// Parse the footer of a segment whose first offset is `base`.
     pub fn load(data: Bytes, base: i64) -> Result<SegmentIndex> {
-        let meta = ArrowReaderMetadata::load(&data, Default::default())?;
-        let mut group_starts = Vec::new();
-        let mut at = base;
-        for g in meta.metadata().row_groups() {
-            group_starts.push(at);
-            at += g.num_rows().max(0);
-        }
+        let object = ObjectIndex::from_bytes(&data)?;
+        let group_starts = object.group_starts(0, object.groups(), base);
+        let end = base
+            + (0..object.groups())
+                .map(|g| object.group_rows(g))
+                .sum::<i64>();
         Ok(SegmentIndex {
-            data,
-            meta,
+            data: ObjectBytes::whole(data),
+            object,
             group_starts,
-            end: at,
+            end,
         })
     }
 
     /// The row group holding `offset`, if the segment holds it.
     pub fn group_of(&self, offset: i64) -> Option<usize> {
-        if offset >= self.end || self.group_starts.is_empty() {
-            return None;
-        }
-        Some(
-            self.group_starts
-                .partition_point(|&s| s <= offset)
-                .saturating_sub(1),
-        )
+        group_of(&self.group_starts, self.end, offset)
     }
 
-    /// The rows of one row group.
     pub fn read_group(&self, group: usize) -> Result<RecordBatch> {
-        let rows = self
-            .meta
-            .metadata()
-            .row_groups()
-            .get(group)
-            .map(|g| g.num_rows().max(1) as usize)
-            .ok_or_else(|| Error::Parquet(format!("no row group {group}")))?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.meta.clone(),
-        )
-        .with_row_groups(vec![group])
-        .with_batch_size(rows)
-        .build()?;
-        let mut out = None;
-        for rb in reader {
-            let rb = rb?;
-            out = Some(match out {
-                None => rb,
-                Some(prev) => arrow::compute::concat_batches(&schema(), [&prev, &rb])?,
-            });
-        }
-        out.ok_or_else(|| Error::Parquet(format!("row group {group} is empty")))
+        self.object.read_group(&self.data, group)
     }
 
-    /// Decode one row group into servable batches (see [`decode_rows`]).
     pub fn decode_group(&self, group: usize) -> Result<Vec<StoredBatch>> {
-        let mut out = Vec::new();
-        let mut cur = None;
-        decode_rows(&self.read_group(group)?, &mut cur, &mut out)?;
-        finish_batch(cur, &mut out)?;
-        Ok(out)
+        self.object.decode_group(&self.data, group)
     }
 
     pub fn groups(&self) -> usize {
         self.group_starts.len()
     }
 
-    /// The idempotent-producer fields of every batch, read from the five small columns only
-    /// (keys and values are never decoded). Batches without a producer id are skipped.
     pub fn producer_batches(&self) -> Result<Vec<ProducerBatch>> {
-        let names = [
-            "offset",
-            "producer_id",
-            "producer_epoch",
-            "sequence",
-            "batch_base_offset",
-        ];
-        let mask =
-            ProjectionMask::columns(self.meta.metadata().file_metadata().schema_descr(), names);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.data.clone(),
-            self.meta.clone(),
-        )
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()?;
-        let mut out: Vec<ProducerBatch> = Vec::new();
-        for rb in reader {
-            let rb = rb?;
-            let offsets = column::<Int64Array>(&rb, "offset")?;
-            let pids = column::<Int64Array>(&rb, "producer_id")?;
-            let epochs = column::<Int16Array>(&rb, "producer_epoch")?;
-            let seqs = column::<Int32Array>(&rb, "sequence")?;
-            let bases = column::<Int64Array>(&rb, "batch_base_offset")?;
-            for i in 0..rb.num_rows() {
-                if pids.value(i) < 0 || seqs.value(i) < 0 {
-                    continue;
-                }
-                match out.last_mut() {
-                    Some(b) if b.base == bases.value(i) => {
-                        b.last = offsets.value(i);
-                        b.last_seq = seqs.value(i);
-                    }
-                    _ => out.push(ProducerBatch {
-                        producer_id: pids.value(i),
-                        producer_epoch: epochs.value(i),
-                        first_seq: seqs.value(i),
-                        last_seq: seqs.value(i),
-                        base: bases.value(i),
-                        last: offsets.value(i),
-                    }),
-                }
-            }
+        let mut out = Vec::new();
+        for g in 0..self.groups() {
+            out.extend(self.object.producer_batches(&self.data, g)?);
         }
         Ok(out)
     }
+}
+
+/// Index into `starts` (first offsets of consecutive row groups ending before `end`) of the
+/// row group holding `offset`.
+pub fn group_of(starts: &[i64], end: i64, offset: i64) -> Option<usize> {
+    if offset >= end || starts.is_empty() {
+        return None;
+    }
+    Some(starts.partition_point(|&s| s <= offset).saturating_sub(1))
 }
 
 /// Producer fields of one stored batch (idempotence state rebuilt at start-up).
@@ -772,5 +1128,67 @@ mod tests {
         let b = decode_segment(merged.data).unwrap();
         assert_eq!(a.len(), b.len());
         assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
+    }
+
+    /// A write-ahead object holds each partition in its own row groups, lists them in its
+    /// footer, and a reader of one partition fetches only that partition's byte range.
+    #[test]
+    fn write_ahead_object_keeps_partitions_apart() {
+        let a = crate::log::TopicPartition::with_id("orders", [1; 16], 0);
+        let b = crate::log::TopicPartition::with_id("orders", [1; 16], 3);
+        let mut enc = WalEncoder::new(Some(1)).unwrap();
+        enc.push_partition(
+            &a,
+            &[batch_at(0, 5, Codec::None), batch_at(5, 2, Codec::Lz4)],
+        )
+        .unwrap();
+        enc.push_partition(&b, &[batch_at(40, 3, Codec::Zstd)])
+            .unwrap();
+        let (data, parts) = enc.finish().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            (parts[0].base, parts[0].last, parts[0].first_group),
+            (0, 6, 0)
+        );
+        assert_eq!(
+            (parts[1].base, parts[1].last, parts[1].first_group),
+            (40, 42, 1)
+        );
+        assert_eq!(parts[1].topic_id, crate::storage::hex_id(&[1; 16]));
+        // The footer alone (the object's tail) locates everything.
+        let tail = data.slice(data.len() - 4096.min(data.len())..);
+        let index = ObjectIndex::from_tail(&tail, data.len() as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(index.wal_parts().unwrap().unwrap(), parts);
+        assert_eq!(index.groups(), 2);
+        let range = index.group_range(1).unwrap();
+        let only_b = ObjectBytes {
+            start: range.start,
+            data: data.slice(range.start as usize..range.end as usize),
+            len: data.len() as u64,
+        };
+        let got = index.decode_group(&only_b, 1).unwrap();
+        assert_eq!((got[0].base_offset, got[0].last_offset), (40, 42));
+        assert!(index.decode_group(&only_b, 0).is_err(), "not fetched");
+        // Table-layout segments carry no partition list.
+        let seg = encode_segment(&[batch_at(0, 2, Codec::None)], 0, 1).unwrap();
+        let seg_index = ObjectIndex::from_bytes(&seg.data).unwrap();
+        assert_eq!(seg_index.wal_parts().unwrap(), None);
+        // Rows of a write-ahead part merge into a segment (the compactor).
+        let mut merged = SegmentEncoder::new(Some(1)).unwrap();
+        let whole = ObjectBytes::whole(data.clone());
+        merged
+            .push_rows(&index.read_group(&whole, 0).unwrap())
+            .unwrap();
+        let merged = merged.finish().unwrap();
+        assert_eq!((merged.base_offset, merged.last_offset), (0, 6));
+        // A footer larger than the tail asks for more.
+        let short = data.slice(data.len() - 8..);
+        assert!(matches!(
+            ObjectIndex::from_tail(&short, data.len() as u64),
+            Ok(Err(n)) if n > 8
+        ));
+        assert!(ObjectIndex::from_tail(&Bytes::from_static(b"12345678"), 8).is_err());
     }
 }

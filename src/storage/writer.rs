@@ -1,28 +1,34 @@
-//! The SegmentWriter actor: the single writer of log segments.
+//! The SegmentWriter actor: the single writer of the log.
 //!
 //! PartitionLeaders send it their appended batches over one ordered, bounded channel. It buffers
 //! per partition (keyed by topic *id*: a deleted topic's buffers never meet its successor's) and
-//! flushes a partition when its buffer reaches `max_batch_size` decoded bytes or
-//! `max_batch_messages` records, or otherwise as soon as `flush_interval_ms` has passed since
-//! its previous flush started: a quiet partition flushes an append at once (low latency), a busy
-//! one at most once per interval (bounded segment rate). One object holds at most
-//! `max_object_bytes` (decoded); a larger backlog is written as several.
-//! At most one flush per partition is in flight; what arrives meanwhile accumulates for the
-//! next one (group commit). A flush takes its share of the decode budget, encodes Parquet on the
-//! blocking pool, writes the segment with `PutMode::Create` (see `write_segment` for what a
-//! failure or an existing object means), and only then reports [`WriterEvent::Durable`] to the
-//! leader. A failed write reports [`WriterEvent::Failed`], drops that partition's buffer, and
-//! ignores its appends until the leader acknowledges with [`WriterCmd::Reset`] (so offsets stay
-//! dense).
+//! writes **one write-ahead object per flush holding every partition it has buffered**
+//! (`wal/{seq}.parquet`, each partition in its own row groups, see
+//! [`super::segment::WalEncoder`]), so object-store PUTs follow the flush rate, not the
+//! partition count. It flushes when `max_batch_size` decoded bytes or `max_batch_messages`
+//! records are buffered, or otherwise as soon as `flush_interval` has passed since the previous
+//! flush started: a quiet broker flushes an append at once (low latency), a busy one at most
+//! once per interval. One object holds at most `max_object_bytes` (decoded); a larger backlog
+//! is written as several. One flush is in flight at a time; what arrives meanwhile accumulates
+//! for the next one (group commit), which keeps every partition's flushes in offset order.
+//!
+//! A flush takes its share of the decode budget, encodes Parquet on the blocking pool, writes
+//! the object with `PutMode::Create` (see `write_segment` for what a failure or an existing
+//! object means), records it in the [`WalIndex`], and only then reports
+//! [`WriterEvent::Durable`] to each leader. A failed write reports [`WriterEvent::Failed`] to
+//! every partition in it, drops their buffers, and ignores their appends until each leader
+//! acknowledges with [`WriterCmd::Reset`] (so offsets stay dense).
 
-use super::segment::encode_segment;
-use super::{segment_path, Storage};
+use super::segment::{WalEncoder, COMPRESS_FROM_BYTES};
+use super::wal::WalIndex;
+use super::Storage;
 use crate::error::Error;
 use crate::log::TopicPartition;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,6 +46,18 @@ pub struct SegmentMeta {
     pub max_timestamp: Option<i64>,
     /// When the object was written (from LIST at recovery), ms since the epoch.
     pub written_ms: i64,
+    /// Set when these offsets are one partition's row groups inside a write-ahead object
+    /// (`path`); `None` for a segment of the table layout (the whole object).
+    pub wal: Option<WalSlice>,
+}
+
+/// A partition's run of row groups inside a write-ahead object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalSlice {
+    pub first_group: u32,
+    pub groups: u32,
+    /// The whole object's size (its footer is read from the end with a bounded range GET).
+    pub object_size: u64,
 }
 
 impl SegmentMeta {
@@ -83,15 +101,18 @@ pub enum WriterCmd {
 /// Flush thresholds and encoding settings.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
+    /// Flush once this many decoded bytes are buffered (all partitions together).
     pub max_batch_bytes: usize,
+    /// Flush once this many records are buffered (all partitions together).
     pub max_batch_messages: usize,
+    /// Flush once this long passed since the previous flush started.
     pub flush_interval: Duration,
     pub zstd_level: i32,
     /// Largest object one flush writes (by decoded size); a larger backlog takes several.
     pub max_object_bytes: usize,
     /// The broker-wide decode budget: encoding a flush decompresses its batches and builds
     /// columns (about three times their decoded size), so flushes take their share of it
-    /// before they start and concurrent flushes cannot multiply memory.
+    /// before they start and cannot multiply memory.
     pub decode_budget: crate::protocol::records::DecodeBudget,
 }
 
@@ -108,25 +129,36 @@ struct PartitionBuffer {
     leader: Option<Recipient<WriterEvent>>,
     batches: std::collections::VecDeque<Buffered>,
     last: i64,
-    /// Decoded bytes buffered (what flush thresholds count).
-    bytes: usize,
-    messages: usize,
-    /// When the previous flush started.
-    last_flush: Option<Instant>,
-    in_flight: bool,
-    timer_armed: bool,
     failed: bool,
-    /// Deleted while a write was in flight: answered and removed when it ends.
+    /// Deleted while a write of it was in flight: answered and removed when it ends.
     forgotten: Option<Vec<oneshot::Sender<()>>>,
+}
+
+/// One partition's share of a flush.
+struct FlushPart {
+    tp: TopicPartition,
+    leader: Recipient<WriterEvent>,
+    first: i64,
+    last: i64,
+    batches: Vec<Bytes>,
 }
 
 pub struct SegmentWriter {
     storage: Storage,
     cfg: WriterConfig,
     parts: HashMap<TopicPartition, PartitionBuffer>,
+    /// Decoded bytes and records buffered in all partitions.
+    bytes: usize,
+    messages: usize,
+    /// When the previous flush started.
+    last_flush: Option<Instant>,
+    /// Partitions in the flush being written (one flush is in flight at a time).
+    in_flight: Option<Vec<TopicPartition>>,
+    timer_armed: bool,
+    wal: Arc<Mutex<WalIndex>>,
     rx: Option<mpsc::Receiver<WriterCmd>>,
     drain_waiters: Vec<oneshot::Sender<()>>,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
 }
 
 impl SegmentWriter {
@@ -134,19 +166,39 @@ impl SegmentWriter {
     pub fn start_writer(
         storage: Storage,
         cfg: WriterConfig,
-        metrics: std::sync::Arc<Metrics>,
+        wal: Arc<Mutex<WalIndex>>,
+        metrics: Arc<Metrics>,
     ) -> (Addr<SegmentWriter>, mpsc::Sender<WriterCmd>) {
         let (tx, rx) = mpsc::channel(WRITER_CHANNEL_CAPACITY);
         let addr = SegmentWriter {
             storage,
             cfg,
             parts: HashMap::new(),
+            bytes: 0,
+            messages: 0,
+            last_flush: None,
+            in_flight: None,
+            timer_armed: false,
+            wal,
             rx: Some(rx),
             drain_waiters: Vec::new(),
             metrics,
         }
         .start();
         (addr, tx)
+    }
+
+    fn drop_buffer(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.parts.get_mut(tp) {
+            for b in p.batches.drain(..) {
+                self.bytes = self.bytes.saturating_sub(b.decoded);
+                self.messages = self.messages.saturating_sub((b.last - b.base + 1) as usize);
+            }
+        }
+    }
+
+    fn in_flight_has(&self, tp: &TopicPartition) -> bool {
+        self.in_flight.as_ref().is_some_and(|f| f.contains(tp))
     }
 
     fn on_cmd(&mut self, cmd: WriterCmd, ctx: &mut Context<Self>) {
@@ -171,15 +223,15 @@ impl SegmentWriter {
                 p.leader = Some(leader);
                 p.last = last;
                 let decoded = decoded.max(bytes.len());
-                p.bytes += decoded;
-                p.messages += (last - base + 1) as usize;
                 p.batches.push_back(Buffered {
                     base,
                     last,
                     bytes,
                     decoded,
                 });
-                self.maybe_flush(tp, ctx);
+                self.bytes += decoded;
+                self.messages += (last - base + 1) as usize;
+                self.maybe_flush(ctx);
             }
             WriterCmd::Reset { tp } => {
                 if let Some(p) = self.parts.get_mut(&tp) {
@@ -187,164 +239,225 @@ impl SegmentWriter {
                 }
             }
             WriterCmd::Forget { tp, done } => {
-                match self.parts.get_mut(&tp) {
-                    Some(p) if p.in_flight => {
-                        p.batches.clear();
-                        p.bytes = 0;
-                        p.messages = 0;
+                self.drop_buffer(&tp);
+                if self.in_flight_has(&tp) {
+                    if let Some(p) = self.parts.get_mut(&tp) {
                         p.forgotten.get_or_insert_with(Vec::new).extend(done);
                     }
-                    _ => {
-                        self.parts.remove(&tp);
-                        if let Some(d) = done {
-                            let _ = d.send(());
-                        }
+                } else {
+                    self.parts.remove(&tp);
+                    if let Some(d) = done {
+                        let _ = d.send(());
                     }
                 }
                 self.check_drained();
             }
             WriterCmd::FlushAll { done } => {
                 self.drain_waiters.push(done);
-                let keys: Vec<_> = self.parts.keys().cloned().collect();
-                for k in keys {
-                    self.flush(k, ctx);
-                }
+                self.flush(ctx);
                 self.check_drained();
             }
         }
     }
 
-    fn maybe_flush(&mut self, tp: TopicPartition, ctx: &mut Context<Self>) {
-        let Some(p) = self.parts.get_mut(&tp) else {
-            return;
-        };
-        if p.in_flight || p.batches.is_empty() {
+    fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() || self.bytes == 0 && self.messages == 0 {
             return;
         }
-        let due = p
+        let due = self
             .last_flush
             .is_none_or(|t| t.elapsed() >= self.cfg.flush_interval);
         if due
-            || p.bytes >= self.cfg.max_batch_bytes
-            || p.messages >= self.cfg.max_batch_messages
+            || self.bytes >= self.cfg.max_batch_bytes
+            || self.messages >= self.cfg.max_batch_messages
             || !self.drain_waiters.is_empty()
         {
-            self.flush(tp, ctx);
-        } else if !p.timer_armed {
-            p.timer_armed = true;
+            self.flush(ctx);
+        } else if !self.timer_armed {
+            self.timer_armed = true;
             let wait = self
                 .cfg
                 .flush_interval
-                .saturating_sub(p.last_flush.map(|t| t.elapsed()).unwrap_or_default());
+                .saturating_sub(self.last_flush.map(|t| t.elapsed()).unwrap_or_default());
             ctx.run_later(wait, move |act, ctx| {
-                if let Some(p) = act.parts.get_mut(&tp) {
-                    p.timer_armed = false;
-                }
-                act.maybe_flush(tp, ctx);
+                act.timer_armed = false;
+                act.maybe_flush(ctx);
             });
         }
     }
 
-    fn flush(&mut self, tp: TopicPartition, ctx: &mut Context<Self>) {
-        let Some(p) = self.parts.get_mut(&tp) else {
-            return;
-        };
-        if p.in_flight || p.batches.is_empty() {
-            return;
-        }
-        let Some(leader) = p.leader.clone() else {
-            return;
-        };
-        // One object holds at most `max_object_bytes` (decoded): the rest waits for the next.
-        let mut batches = Vec::new();
+    /// Take up to `max_object_bytes` (decoded) of buffered batches, whole partitions first,
+    /// in a stable partition order.
+    fn take_flush(&mut self) -> (Vec<FlushPart>, usize) {
+        let mut keys: Vec<TopicPartition> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.batches.is_empty() && !p.failed && p.leader.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        let mut out = Vec::new();
         let mut decoded = 0usize;
-        let first = p.batches.front().map_or(0, |b| b.base);
-        let mut last = first;
-        while let Some(b) = p.batches.front() {
-            if !batches.is_empty() && decoded + b.decoded > self.cfg.max_object_bytes {
+        for tp in keys {
+            let Some(p) = self.parts.get_mut(&tp) else {
+                continue;
+            };
+            let Some(leader) = p.leader.clone() else {
+                continue;
+            };
+            let mut batches = Vec::new();
+            let first = p.batches.front().map_or(0, |b| b.base);
+            let mut last = first;
+            while let Some(b) = p.batches.front() {
+                if decoded > 0 && decoded + b.decoded > self.cfg.max_object_bytes {
+                    break;
+                }
+                let Some(b) = p.batches.pop_front() else {
+                    break;
+                };
+                decoded += b.decoded;
+                self.bytes = self.bytes.saturating_sub(b.decoded);
+                self.messages = self.messages.saturating_sub((b.last - b.base + 1) as usize);
+                last = b.last;
+                batches.push(b.bytes);
+            }
+            if !batches.is_empty() {
+                out.push(FlushPart {
+                    tp,
+                    leader,
+                    first,
+                    last,
+                    batches,
+                });
+            }
+            if decoded >= self.cfg.max_object_bytes {
                 break;
             }
-            let Some(b) = p.batches.pop_front() else {
-                break;
-            };
-            decoded += b.decoded;
-            p.bytes -= b.decoded;
-            p.messages = p.messages.saturating_sub((b.last - b.base + 1) as usize);
-            last = b.last;
-            batches.push(b.bytes);
         }
-        p.last_flush = Some(Instant::now());
-        p.in_flight = true;
+        (out, decoded)
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let (parts, decoded) = self.take_flush();
+        if parts.is_empty() {
+            return;
+        }
+        self.last_flush = Some(Instant::now());
+        self.in_flight = Some(parts.iter().map(|p| p.tp.clone()).collect());
+        let (seq, path) = match self.wal.lock() {
+            Ok(mut w) => w.allocate(),
+            Err(_) => {
+                tracing::error!("write-ahead index lock poisoned");
+                return;
+            }
+        };
         let storage = self.storage.clone();
-        let level = self.cfg.zstd_level;
-        let path = segment_path(&tp, first, last);
+        let level = (decoded >= COMPRESS_FROM_BYTES).then_some(self.cfg.zstd_level);
         let started = Instant::now();
         let budget = self.cfg.decode_budget.clone();
+        let wal = self.wal.clone();
+        let inputs: Vec<(TopicPartition, Vec<Bytes>)> = parts
+            .iter()
+            .map(|p| (p.tp.clone(), p.batches.clone()))
+            .collect();
         let fut = async move {
             let permit = budget.hold_async(decoded.saturating_mul(3)).await;
-            let enc = tokio::task::spawn_blocking(move || encode_segment(&batches, decoded, level))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))??;
+            let (data, wal_parts) = tokio::task::spawn_blocking(move || {
+                let mut enc = WalEncoder::new(level)?;
+                for (tp, batches) in &inputs {
+                    enc.push_partition(tp, batches)?;
+                }
+                enc.finish()
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
             drop(permit);
-            if enc.base_offset != first || enc.last_offset != last {
-                return Err(Error::Internal(format!(
-                    "encoded {}-{} but expected {first}-{last}",
-                    enc.base_offset, enc.last_offset
-                )));
+            let size = data.len() as u64;
+            write_segment(&storage, &path, data).await?;
+            super::crash_point("flush.after_put");
+            let written = now_ms();
+            if let Ok(mut w) = wal.lock() {
+                w.add(seq, size, written, wal_parts.clone(), None);
             }
-            let size = enc.data.len() as u64;
-            let records = enc.records as u64;
-            write_segment(&storage, &path, enc.data).await?;
-            Ok((
-                SegmentMeta {
-                    base: first,
-                    last,
-                    path,
-                    size,
-                    max_timestamp: Some(enc.max_timestamp),
-                    written_ms: now_ms(),
-                },
-                records,
-            ))
+            Ok::<_, Error>((path, size, written, wal_parts))
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.metrics
                 .flush_seconds
                 .observe(started.elapsed().as_secs_f64());
             match res {
-                Ok((meta, records)) => {
+                Ok((path, size, written, wal_parts)) => {
                     act.metrics.flushes.inc();
-                    act.metrics.flush_bytes.inc_by(meta.size);
-                    act.metrics.flush_records.inc_by(records);
-                    // The leader's mailbox is unbounded for these events; if the leader is gone
-                    // (partition deleted) its waiters were already failed.
-                    leader.do_send(WriterEvent::Durable(meta));
+                    act.metrics.flush_bytes.inc_by(size);
+                    let records: i64 = wal_parts.iter().map(|w| w.last - w.base + 1).sum();
+                    act.metrics.flush_records.inc_by(records.max(0) as u64);
+                    for (p, w) in parts.iter().zip(&wal_parts) {
+                        if w.base != p.first || w.last != p.last {
+                            tracing::error!(
+                                "{}: encoded {}-{} but expected {}-{}",
+                                p.tp,
+                                w.base,
+                                w.last,
+                                p.first,
+                                p.last
+                            );
+                        }
+                        // The leader's mailbox is unbounded for these events; if the leader
+                        // is gone (partition deleted) its waiters were already failed.
+                        p.leader.do_send(WriterEvent::Durable(SegmentMeta {
+                            base: w.base,
+                            last: w.last,
+                            path: path.clone(),
+                            size: w.bytes,
+                            max_timestamp: Some(w.max_timestamp),
+                            written_ms: written,
+                            wal: Some(WalSlice {
+                                first_group: w.first_group,
+                                groups: w.groups,
+                                object_size: size,
+                            }),
+                        }));
+                    }
                 }
                 Err(e) => {
                     act.metrics.flush_failures.inc();
-                    tracing::warn!("{tp}: segment write {first}-{last} failed: {e}");
-                    if let Some(p) = act.parts.get_mut(&tp) {
-                        p.failed = true;
-                        p.batches.clear();
-                        p.bytes = 0;
-                        p.messages = 0;
+                    tracing::warn!(
+                        "write-ahead object of {} partition(s) failed: {e}",
+                        parts.len()
+                    );
+                    for p in &parts {
+                        act.drop_buffer(&p.tp);
+                        if let Some(b) = act.parts.get_mut(&p.tp) {
+                            b.failed = true;
+                        }
+                        p.leader.do_send(WriterEvent::Failed {
+                            from: p.first,
+                            error: e.to_string(),
+                        });
                     }
-                    leader.do_send(WriterEvent::Failed {
-                        from: first,
-                        error: e.to_string(),
-                    });
                 }
             }
-            if let Some(p) = act.parts.get_mut(&tp) {
-                p.in_flight = false;
-                if let Some(waiters) = p.forgotten.take() {
-                    act.parts.remove(&tp);
+            act.in_flight = None;
+            for p in &parts {
+                let forgotten = act.parts.get_mut(&p.tp).and_then(|b| b.forgotten.take());
+                if let Some(waiters) = forgotten {
+                    act.parts.remove(&p.tp);
                     for w in waiters {
                         let _ = w.send(());
                     }
+                } else if act
+                    .parts
+                    .get(&p.tp)
+                    .is_some_and(|b| b.batches.is_empty() && !b.failed)
+                {
+                    // Idle partitions are not kept: the map holds what is buffered.
+                    act.parts.remove(&p.tp);
                 }
             }
-            act.maybe_flush(tp, ctx);
+            act.maybe_flush(ctx);
             act.check_drained();
         }));
     }
@@ -353,10 +466,11 @@ impl SegmentWriter {
         if self.drain_waiters.is_empty() {
             return;
         }
-        let idle = self
-            .parts
-            .values()
-            .all(|p| !p.in_flight && (p.batches.is_empty() || p.failed));
+        let idle = self.in_flight.is_none()
+            && self
+                .parts
+                .values()
+                .all(|p| p.batches.is_empty() || p.failed);
         if idle {
             for w in self.drain_waiters.drain(..) {
                 let _ = w.send(());

@@ -340,7 +340,6 @@ pub fn count_batches(mut b: Bytes) -> usize {
     n
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released).
 /// The folder of a partition's segments on a local store:
 /// `data/topic={topic}/topic_id={id}/partition={p}` (the one incarnation of the topic there).
 pub fn partition_dir(root: &std::path::Path, topic: &str, partition: i32) -> std::path::PathBuf {
@@ -363,6 +362,7 @@ pub fn partition_dir(root: &std::path::Path, topic: &str, partition: i32) -> std
     }
 }
 
+/// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
