@@ -38,17 +38,17 @@ pub struct FailPoints {
 }
 
 /// Crash points, for kill -9 tests of multi-step operations: when the environment variable
-/// `HERACLITUS_CRASH_AT` names this step (comma-separated), the process SIGKILLs itself right
+/// `CRASH_AT` names this step (comma-separated), the process SIGKILLs itself right
 /// there. Steps: `flush.after_put`, `compact.before_put`, `compact.after_put`,
 /// `compact.after_swap`, `compact.after_delete`.
 pub fn crash_point(step: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let at = AT.get_or_init(|| std::env::var("HERACLITUS_CRASH_AT").ok());
+    let at = AT.get_or_init(|| std::env::var("CRASH_AT").ok());
     if at
         .as_deref()
         .is_some_and(|a| a.split(',').any(|s| s == step))
     {
-        tracing::error!("crash point {step} reached: killing the process (HERACLITUS_CRASH_AT)");
+        tracing::error!("crash point {step} reached: killing the process (CRASH_AT)");
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
