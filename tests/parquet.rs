@@ -89,7 +89,7 @@ assert s.field("timestamp").type == pa.timestamp("ms"), s
 assert s.field("timestamp_type").type == pa.int8(), s
 assert s.field("key").type == pa.binary() and s.field("value").type == pa.binary(), s
 assert s.field("headers").type == pa.list_(pa.struct([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.binary())])) or str(s.field("headers").type).startswith("list<item: struct<key: string"), s
-for col in ("producer_id", "producer_epoch", "sequence", "batch_base_offset"):
+for col in ("producer_id", "producer_epoch", "sequence", "batch_base_offset", "compression"):
     assert col in s.names, col
 rows = t.to_pylist()
 assert [r["offset"] for r in rows] == [0, 1, 2, 3], rows

@@ -12,6 +12,7 @@
 //! | `producer_epoch` | int16 |
 //! | `sequence` | int32 |
 //! | `batch_base_offset` | int64 (rebuilds the original batch boundaries) |
+//! | `compression` | int8: the batch's codec as stored (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); cold reads re-compress with it |
 //!
 //! Row groups hold whole batches, about [`ROW_GROUP_TARGET_BYTES`] each. Pages are
 //! zstd-compressed, except in flushes under [`COMPRESS_FROM_BYTES`]. Encoding and decoding are
@@ -73,6 +74,7 @@ pub fn schema() -> SchemaRef {
                 Field::new("producer_epoch", DataType::Int16, false),
                 Field::new("sequence", DataType::Int32, false),
                 Field::new("batch_base_offset", DataType::Int64, false),
+                Field::new("compression", DataType::Int8, false),
             ]))
         })
         .clone()
@@ -168,6 +170,7 @@ struct Columns {
     epochs: Vec<i16>,
     seqs: Vec<i32>,
     batch_bases: Vec<i64>,
+    codecs: Vec<i8>,
     /// Batch bytes appended since the last row group.
     bytes: usize,
 }
@@ -205,6 +208,7 @@ impl Columns {
             Arc::new(Int16Array::from(c.epochs)),
             Arc::new(Int32Array::from(c.seqs)),
             Arc::new(Int64Array::from(c.batch_bases)),
+            Arc::new(Int8Array::from(c.codecs)),
         ];
         let schema = match tag {
             None => schema(),
@@ -368,6 +372,7 @@ impl SegmentEncoder {
                 -1
             });
             c.batch_bases.push(h.base_offset);
+            c.codecs.push((h.attributes & 0x7) as i8);
             self.records += 1;
         }
         // Row groups are sized by decoded bytes: that is what a reader decodes per group.
@@ -383,8 +388,13 @@ impl SegmentEncoder {
         if !self.cols.offsets.is_empty() {
             self.flush_group()?;
         }
-        // Rows read from either kind of object, projected to the segment columns.
-        let rows = &RecordBatch::try_new(schema(), rows.columns().to_vec())
+        // Rows read from either kind of object, projected to the segment columns; segments
+        // written before the `compression` column say "none".
+        let mut columns = rows.columns().to_vec();
+        if columns.len() == SEGMENT_COLUMNS.len() - 1 {
+            columns.push(Arc::new(Int8Array::from(vec![0i8; rows.num_rows()])));
+        }
+        let rows = &RecordBatch::try_new(schema(), columns)
             .map_err(|e| Error::Parquet(format!("segment schema differs: {e}")))?;
         let offsets = column::<Int64Array>(rows, "offset")?;
         let ts = column::<TimestampMillisecondArray>(rows, "timestamp")?;
@@ -706,10 +716,14 @@ impl ObjectIndex {
         names: &[&str],
     ) -> Result<RecordBatch> {
         let rows = self.group_rows(group).max(1) as usize;
-        let mask = ProjectionMask::columns(
-            self.meta.metadata().file_metadata().schema_descr(),
-            names.iter().copied(),
-        );
+        let descr = self.meta.metadata().file_metadata().schema_descr();
+        // Columns added to the schema later are absent from older objects.
+        let present: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| descr.columns().iter().any(|c| c.path().parts()[0] == *n))
+            .collect();
+        let mask = ProjectionMask::columns(descr, present);
         let reader =
             ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), self.meta.clone())
                 .with_row_groups(vec![group])
@@ -784,7 +798,7 @@ impl ObjectIndex {
 }
 
 /// The columns of the segment schema (what readers of either kind of object project).
-pub const SEGMENT_COLUMNS: [&str; 10] = [
+pub const SEGMENT_COLUMNS: [&str; 11] = [
     "offset",
     "timestamp",
     "timestamp_type",
@@ -795,6 +809,7 @@ pub const SEGMENT_COLUMNS: [&str; 10] = [
     "producer_epoch",
     "sequence",
     "batch_base_offset",
+    "compression",
 ];
 
 /// A segment held whole in memory, with the first offset of each row group: tests, benches
@@ -894,31 +909,42 @@ pub struct StoredBatch {
 /// boundaries, a row group at a time.
 pub fn decode_segment(data: Bytes) -> Result<Vec<StoredBatch>> {
     let mut out: Vec<StoredBatch> = Vec::new();
-    let mut cur: Option<BatchBuilder> = None;
+    let mut cur: Option<Building> = None;
     for_each_row_group(data, |rb| decode_rows(&rb, &mut cur, &mut out))?;
     finish_batch(cur, &mut out)?;
     Ok(out)
 }
 
-/// Batches rebuilt from a segment are served uncompressed, except those that decode to more
-/// than this: a producer's small, highly compressed batch (32 KB of zstd holding 32 MiB) would
-/// otherwise be served as one huge batch — "at least one batch" ignores max_bytes. They are
-/// gzip-compressed (level 1), the one codec every Kafka client decodes.
+/// Batches rebuilt from a segment are served compressed with the codec they were stored with
+/// (the producer's, or the topic's `compression.type`), so a consumer of old data receives
+/// about the bytes a Kafka broker would send. Batches of segments written before the codec was
+/// recorded are served uncompressed, except those that decode to more than this: a small,
+/// highly compressed batch (32 KB of zstd holding 32 MiB) would otherwise be served as one
+/// huge batch — "at least one batch" ignores max_bytes. Those are gzip-compressed, the one
+/// codec every Kafka client decodes.
 pub const COLD_COMPRESS_FROM: usize = 1 << 20;
 
-fn finish_batch(cur: Option<BatchBuilder>, out: &mut Vec<StoredBatch>) -> Result<()> {
-    if let Some(b) = cur {
+/// Compression level of rebuilt batches: the fastest (they are built on the read path).
+const COLD_LEVEL: i32 = 1;
+
+/// A batch being rebuilt, and the codec it is served with.
+struct Building {
+    b: BatchBuilder,
+    codec: Codec,
+}
+
+fn finish_batch(cur: Option<Building>, out: &mut Vec<StoredBatch>) -> Result<()> {
+    if let Some(Building { b, codec }) = cur {
         let (base, last, max_ts) = (b.base_offset(), b.last_offset(), b.max_timestamp());
-        let codec = if b.len() > COLD_COMPRESS_FROM {
-            Codec::Gzip
-        } else {
-            Codec::None
+        let codec = match codec {
+            Codec::None if b.len() > COLD_COMPRESS_FROM => Codec::Gzip,
+            c => c,
         };
         out.push(StoredBatch {
             base_offset: base,
             last_offset: last,
             max_timestamp: max_ts,
-            bytes: Bytes::from(b.finish(codec, 1)?),
+            bytes: Bytes::from(b.finish(codec, COLD_LEVEL)?),
         });
     }
     Ok(())
@@ -929,7 +955,7 @@ fn finish_batch(cur: Option<BatchBuilder>, out: &mut Vec<StoredBatch>) -> Result
 /// straight into its batch.
 fn decode_rows(
     rb: &RecordBatch,
-    cur: &mut Option<BatchBuilder>,
+    cur: &mut Option<Building>,
     out: &mut Vec<StoredBatch>,
 ) -> Result<()> {
     {
@@ -943,6 +969,7 @@ fn decode_rows(
         let epochs = column::<Int16Array>(rb, "producer_epoch")?;
         let seqs = column::<Int32Array>(rb, "sequence")?;
         let bases = column::<Int64Array>(rb, "batch_base_offset")?;
+        let codecs = column::<Int8Array>(rb, "compression").ok();
         let hstruct = headers
             .values()
             .as_any()
@@ -966,27 +993,33 @@ fn decode_rows(
         let avg_row = values.value_data().len() / rb.num_rows().max(1) + 16;
         for i in 0..rb.num_rows() {
             let base = bases.value(i);
-            if cur.as_ref().is_none_or(|b| b.base_offset() != base) {
+            if cur.as_ref().is_none_or(|b| b.b.base_offset() != base) {
                 finish_batch(cur.take(), out)?;
                 let rows = bases.values()[i..]
                     .iter()
                     .take_while(|&&b| b == base)
                     .count();
-                *cur = Some(BatchBuilder::new(
-                    BatchMeta {
-                        base_offset: base,
-                        timestamp_type: ts_type.value(i),
-                        producer_id: pids.value(i),
-                        producer_epoch: epochs.value(i),
-                        base_sequence: seqs.value(i),
-                        partition_leader_epoch: 0,
-                    },
-                    ts.value(i),
-                    rows * avg_row,
-                ));
+                let codec = codecs
+                    .and_then(|c| Codec::from_attributes(c.value(i) as i16).ok())
+                    .unwrap_or(Codec::None);
+                *cur = Some(Building {
+                    b: BatchBuilder::new(
+                        BatchMeta {
+                            base_offset: base,
+                            timestamp_type: ts_type.value(i),
+                            producer_id: pids.value(i),
+                            producer_epoch: epochs.value(i),
+                            base_sequence: seqs.value(i),
+                            partition_leader_epoch: 0,
+                        },
+                        ts.value(i),
+                        rows * avg_row,
+                    ),
+                    codec,
+                });
             }
             let (hs, he) = (hoffs[i] as usize, hoffs[i + 1] as usize);
-            if let Some(b) = cur.as_mut() {
+            if let Some(Building { b, .. }) = cur.as_mut() {
                 b.push(
                     offsets.value(i),
                     ts.value(i),
