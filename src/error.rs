@@ -51,6 +51,9 @@ pub enum Error {
     CorruptMessage(String),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Records without a key produced to a compacted topic (their indexes in the batch).
+    #[error("Compacted topic cannot accept message without key in topic partition {0}.")]
+    KeylessRecords(String, Vec<i32>),
     #[error("record batch too large: {0} bytes")]
     MessageTooLarge(usize),
     #[error("unsupported compression codec {0}")]
@@ -107,7 +110,7 @@ impl Error {
         use code::*;
         match self {
             Error::CorruptMessage(_) => CORRUPT_MESSAGE,
-            Error::InvalidRecord(_) => INVALID_RECORD,
+            Error::InvalidRecord(_) | Error::KeylessRecords(..) => INVALID_RECORD,
             Error::MessageTooLarge(_) => MESSAGE_TOO_LARGE,
             Error::UnsupportedCompression(_) => UNSUPPORTED_COMPRESSION_TYPE,
             Error::UnsupportedMagic(_) => UNSUPPORTED_FOR_MESSAGE_FORMAT,

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::group::state::GroupLimits;
 use crate::group::GroupManager;
 use crate::log::leader::{LeaderEnv, PartitionLeader, PartitionStats, Retention, Stop};
+use crate::log::partition::CompactPolicy;
 use crate::log::TopicPartition;
 use crate::storage::cache::SegmentCache;
 use crate::storage::wal::{self, WalIndex, WalObjectDoc};
@@ -60,6 +61,13 @@ impl Topic {
             .get("compression.type")
             .and_then(|v| crate::protocol::compression::Codec::from_config(v))
             .flatten()
+    }
+
+    /// Whether `cleanup.policy` includes `compact`.
+    pub fn is_compacted(&self) -> bool {
+        self.configs
+            .get("cleanup.policy")
+            .is_some_and(|v| v.split(',').any(|p| p.trim() == "compact"))
     }
 
     /// `max.message.bytes` of this topic, if set.
@@ -263,9 +271,21 @@ impl Broker {
 
     fn retention_of(&self, configs: &BTreeMap<String, String>) -> Retention {
         let get = |k: &str, d: i64| configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+        let policy = configs
+            .get("cleanup.policy")
+            .map_or("delete", |v| v.as_str());
+        let has = |p: &str| policy.split(',').any(|x| x.trim() == p);
+        let float = |k: &str, d: f64| configs.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
         Retention {
             ms: get("retention.ms", self.settings.retention.ms),
             bytes: get("retention.bytes", self.settings.retention.bytes),
+            delete: has("delete"),
+            compact: has("compact").then(|| CompactPolicy {
+                delete_retention_ms: get("delete.retention.ms", 86_400_000),
+                min_lag_ms: get("min.compaction.lag.ms", 0),
+                max_lag_ms: get("max.compaction.lag.ms", i64::MAX),
+                min_dirty_ratio: float("min.cleanable.dirty.ratio", 0.5),
+            }),
         }
     }
 
@@ -933,7 +953,14 @@ impl Broker {
 /// Only a segment whose every offset another kept segment holds (a merge's input next to the
 /// merged output) is dropped; partial overlaps keep both (reads prefer the earlier).
 pub fn resolve_overlaps(mut list: Vec<SegmentMeta>) -> (Vec<SegmentMeta>, Vec<SegmentMeta>) {
-    list.sort_by(|a, b| a.base.cmp(&b.base).then(b.last.cmp(&a.last)));
+    // Equal ranges (a compacted topic's segment and its cleaned rewrite): the greater path
+    // (the newest generation) wins.
+    list.sort_by(|a, b| {
+        a.base
+            .cmp(&b.base)
+            .then(b.last.cmp(&a.last))
+            .then(b.path.cmp(&a.path))
+    });
     let mut keep: Vec<SegmentMeta> = Vec::new();
     let mut drop = Vec::new();
     for s in list {

@@ -60,7 +60,26 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
         "retention.bytes",
         "long >= -1: delete oldest segments beyond this size per partition",
     ),
-    ("cleanup.policy", "delete (compaction is not supported)"),
+    (
+        "cleanup.policy",
+        "delete, compact or compact,delete: compact keeps the newest record per key",
+    ),
+    (
+        "delete.retention.ms",
+        "long >= 0: how long a compacted topic keeps tombstones",
+    ),
+    (
+        "min.compaction.lag.ms",
+        "long >= 0: records younger than this are not compacted",
+    ),
+    (
+        "max.compaction.lag.ms",
+        "long >= 1: records older than this are compacted whatever the dirty ratio",
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        "double in [0, 1]: compact once this share of the log is not compacted",
+    ),
     (
         "compression.type",
         "producer, uncompressed, gzip, snappy, lz4 or zstd",
@@ -88,7 +107,6 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
 /// broker's storage (replication, local index files, compaction timing, tiered storage). They are
 /// validated by type, stored and described — so tools work — and documented as inert.
 pub const INERT_TOPIC_CONFIGS: &[(&str, &str)] = &[
-    ("delete.retention.ms", "long"),
     ("file.delete.delay.ms", "long"),
     ("flush.messages", "long"),
     ("flush.ms", "long"),
@@ -96,9 +114,6 @@ pub const INERT_TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("segment.index.bytes", "int"),
     ("segment.jitter.ms", "long"),
     ("preallocate", "bool"),
-    ("min.cleanable.dirty.ratio", "double"),
-    ("min.compaction.lag.ms", "long"),
-    ("max.compaction.lag.ms", "long"),
     ("unclean.leader.election.enable", "bool"),
     ("message.downconversion.enable", "bool"),
     ("message.timestamp.difference.max.ms", "long"),
@@ -147,10 +162,22 @@ pub fn validate_config(key: &str, value: &str) -> Result<()> {
             ))),
         },
         "segment.bytes" | "segment.ms" => long(1),
-        "cleanup.policy" => match value {
-            "delete" => Ok(()),
+        "cleanup.policy" => {
+            let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+            if !parts.is_empty() && parts.iter().all(|p| matches!(*p, "delete" | "compact")) {
+                Ok(())
+            } else {
+                Err(Error::InvalidConfig(format!(
+                    "invalid cleanup.policy '{value}': delete, compact or compact,delete"
+                )))
+            }
+        }
+        "delete.retention.ms" | "min.compaction.lag.ms" => long(0),
+        "max.compaction.lag.ms" => long(1),
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
             _ => Err(Error::InvalidConfig(format!(
-                "cleanup.policy '{value}' is not supported (only 'delete')"
+                "invalid value '{value}' for {key}: must be a number in [0, 1]"
             ))),
         },
         "compression.type" => crate::protocol::compression::Codec::from_config(value)
@@ -211,7 +238,11 @@ mod tests {
     fn configs() {
         assert!(validate_config("retention.ms", "-1").is_ok());
         assert!(validate_config("retention.ms", "x").is_err());
-        assert!(validate_config("cleanup.policy", "compact").is_err());
+        assert!(validate_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_config("cleanup.policy", "compact,shred").is_err());
+        assert!(validate_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_config("delete.retention.ms", "-1").is_err());
         assert!(validate_config("compression.type", "zstd").is_ok());
         assert!(validate_config("bogus", "1").is_err());
     }
@@ -236,6 +267,7 @@ pub mod ctype {
     pub const STRING: i8 = 2;
     pub const INT: i8 = 3;
     pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
     pub const LIST: i8 = 7;
 }
 
@@ -280,6 +312,30 @@ pub fn topic_defaults(
             "producer".into(),
             "compression.type",
             ctype::STRING,
+        ),
+        (
+            "delete.retention.ms",
+            "86400000".into(),
+            "log.cleaner.delete.retention.ms",
+            ctype::LONG,
+        ),
+        (
+            "min.compaction.lag.ms",
+            "0".into(),
+            "log.cleaner.min.compaction.lag.ms",
+            ctype::LONG,
+        ),
+        (
+            "max.compaction.lag.ms",
+            i64::MAX.to_string(),
+            "log.cleaner.max.compaction.lag.ms",
+            ctype::LONG,
+        ),
+        (
+            "min.cleanable.dirty.ratio",
+            "0.5".into(),
+            "log.cleaner.min.cleanable.ratio",
+            ctype::DOUBLE,
         ),
         (
             "max.message.bytes",

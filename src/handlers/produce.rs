@@ -15,7 +15,9 @@ use crate::protocol::records::{
 
 use bytes::Bytes;
 use futures::StreamExt;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +82,12 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
                     let mut batch = validate(records, max, broker.decode_budget.clone()).await?;
+                    if topic.is_compacted() && !batch.keyless.is_empty() {
+                        return Err(Error::KeylessRecords(
+                            format!("{}-{idx}", topic.name),
+                            std::mem::take(&mut batch.keyless),
+                        ));
+                    }
                     if let Some(codec) = topic.compression() {
                         if batch.header.codec()? != codec {
                             // Topic compression.type wins over the producer's codec.
@@ -204,6 +212,18 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                     }
                     pr.error_code = e.code();
                     pr.error_message = err_msg(&e);
+                    if let Error::KeylessRecords(_, records) = &e {
+                        // Per record, as Kafka reports it (v8+).
+                        pr.record_errors = records
+                            .iter()
+                            .map(|&i| {
+                                let mut r = BatchIndexAndErrorMessage::default();
+                                r.batch_index = i;
+                                r.batch_index_error_message = err_msg(&e);
+                                r
+                            })
+                            .collect();
+                    }
                     pr.base_offset = -1;
                     pr.log_start_offset = -1;
                 }

@@ -2,12 +2,13 @@
 //! batches to the SegmentWriter in offset order, answers produces when the writer reports them
 //! durable, publishes the high watermark (for long-polling fetches), and applies retention.
 
-use super::partition::{AppendResult, PartitionLog, ReadPlan, Snapshot};
+use super::partition::{AppendResult, CompactPolicy, PartitionLog, ReadPlan, Snapshot};
 use super::producers::{last_seq, BatchSeq, SeqCheck};
 use super::TopicPartition;
 use crate::error::{Error, Result};
 use crate::protocol::records::ValidatedBatch;
 use crate::storage::cache::SegmentCache;
+use crate::storage::clean::clean_segments;
 use crate::storage::merge::merge_segments;
 use crate::storage::wal::WalIndex;
 use crate::storage::writer::{now_ms, SegmentMeta, WriterCmd, WriterEvent};
@@ -39,6 +40,10 @@ pub struct PartitionStats {
 pub struct Retention {
     pub ms: i64,
     pub bytes: i64,
+    /// `cleanup.policy` includes `delete` (retention applies).
+    pub delete: bool,
+    /// `cleanup.policy` includes `compact`: its cleaning settings.
+    pub compact: Option<CompactPolicy>,
 }
 
 /// Shared resources every leader uses.
@@ -70,6 +75,9 @@ pub struct PartitionLeader {
     stats: Arc<PartitionStats>,
     retention: Arc<RwLock<Retention>>,
     merging: bool,
+    /// A compacted topic is cleaned again at this time (ms) even without new data: tombstones
+    /// kept by the last cleaning expire then. After a start, once `delete.retention.ms` passed.
+    recheck_clean_at: Option<i64>,
     /// A Stop that arrived during a merge: answered (and the actor stopped) when it ends.
     stop_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -83,6 +91,11 @@ impl PartitionLeader {
         retention: Arc<RwLock<Retention>>,
     ) -> (PartitionLeader, watch::Receiver<i64>, Arc<PartitionStats>) {
         let log = PartitionLog::with_log_start(tp, segments, log_start);
+        let recheck_clean_at = retention
+            .read()
+            .ok()
+            .and_then(|r| r.compact)
+            .map(|p| now_ms().saturating_add(p.delete_retention_ms));
         let (hw_tx, hw_rx) = watch::channel(log.high_watermark());
         let stats = Arc::new(PartitionStats::default());
         stats.log_start.store(log.log_start(), Ordering::Relaxed);
@@ -100,6 +113,7 @@ impl PartitionLeader {
                 stats: stats.clone(),
                 retention,
                 merging: false,
+                recheck_clean_at,
                 stop_waiters: Vec::new(),
             },
             hw_rx,
@@ -172,16 +186,27 @@ impl PartitionLeader {
         }));
     }
 
+    /// One background rewrite at a time, in this order: write-ahead parts into the table
+    /// layout, a compacted topic's cleaning, merging small segments. The output is written
+    /// first; the index swap and the deletion of the inputs (after a grace period for reads
+    /// planned with them) follow, so a crash anywhere leaves a state recovery resolves.
     fn run_merge(&mut self, ctx: &mut Context<Self>) {
         if self.merging {
             return;
         }
+        let now = now_ms();
         let delay = self.env.compaction_delay.as_millis() as i64;
-        let Some(inputs) = self.log.plan_compaction(
-            now_ms() - delay,
-            self.env.merge_target_bytes,
-            self.env.merge_min_segments,
-        ) else {
+        let target = self.env.merge_target_bytes;
+        let compact = self.retention.read().ok().and_then(|r| r.compact);
+        let (inputs, clean) = if let Some(run) = self.log.plan_wal_compaction(now - delay, target) {
+            (run, None)
+        } else if let Some((policy, run)) =
+            compact.and_then(|p| Some((p, self.log.plan_clean(now, &p, self.recheck_clean_at)?)))
+        {
+            (run, Some(policy))
+        } else if let Some(run) = self.log.plan_merge(target, self.env.merge_min_segments) {
+            (run, None)
+        } else {
             return;
         };
         self.merging = true;
@@ -190,10 +215,24 @@ impl PartitionLeader {
         let tp = self.log.tp.clone();
         let level = self.env.zstd_level;
         let fut = async move {
-            let res = merge_segments(&storage, &cache, &tp, &inputs, level).await;
-            (inputs, res)
+            match clean {
+                None => merge_segments(&storage, &cache, &tp, &inputs, level)
+                    .await
+                    .map(|m| (inputs, m, None)),
+                Some(p) => {
+                    clean_segments(&storage, &cache, &tp, inputs, level, p.delete_retention_ms)
+                        .await
+                        .map(|c| {
+                            let recheck = c.kept_tombstone.map(|t| t + p.delete_retention_ms);
+                            if c.dropped > 0 {
+                                tracing::debug!("{tp}: compaction dropped {} records", c.dropped);
+                            }
+                            (c.inputs, c.output, Some(recheck))
+                        })
+                }
+            }
         };
-        ctx.spawn(fut.into_actor(self).map(|(inputs, res), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.merging = false;
             if !act.stop_waiters.is_empty() {
                 // The partition is being deleted: its objects are deleted after we answer.
@@ -203,18 +242,25 @@ impl PartitionLeader {
                 ctx.stop();
                 return;
             }
-            let merged = match res {
+            let (inputs, merged, recheck) = match res {
                 Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!("{}: merge failed: {e}", act.log.tp);
+                    tracing::warn!("{}: compaction failed: {e}", act.log.tp);
                     return;
                 }
             };
             let storage = act.env.storage.clone();
             if act.log.apply_merge(&inputs, merged.clone()) {
                 crate::storage::crash_point("compact.after_swap");
+                if let Some(r) = recheck {
+                    // Cleaned: the hot tail must not serve the records cleaning dropped.
+                    act.recheck_clean_at = r;
+                    let freed = act.log.drop_hot_through(merged.last);
+                    act.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
+                }
+                act.publish();
                 tracing::debug!(
-                    "{}: merged {} entries into {}",
+                    "{}: rewrote {} entries into {}",
                     act.log.tp,
                     inputs.len(),
                     merged.path
@@ -241,12 +287,13 @@ impl PartitionLeader {
         if self.merging {
             return;
         }
-        let r = self
-            .retention
-            .read()
-            .map(|r| *r)
-            .unwrap_or(Retention { ms: -1, bytes: -1 });
-        if r.ms < 0 && r.bytes < 0 {
+        let r = self.retention.read().map(|r| *r).unwrap_or(Retention {
+            ms: -1,
+            bytes: -1,
+            delete: true,
+            compact: None,
+        });
+        if !r.delete || (r.ms < 0 && r.bytes < 0) {
             return;
         }
         let before = self.log.hot_bytes();

@@ -12,6 +12,15 @@ use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::oneshot;
 
+/// A compacted topic's cleaning settings (its topic configs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactPolicy {
+    pub delete_retention_ms: i64,
+    pub min_lag_ms: i64,
+    pub max_lag_ms: i64,
+    pub min_dirty_ratio: f64,
+}
+
 /// What a successful produce of one batch returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendResult {
@@ -335,16 +344,21 @@ impl PartitionLog {
         None
     }
 
-    /// What the compactor rewrites next. First the write-ahead parts: the run of consecutive
-    /// parts from the oldest (within `target` bytes), once its oldest was written before
-    /// `cutoff_ms` or the run fills `target`; otherwise a run of small segments
-    /// ([`Self::plan_merge`]).
+    /// What the compactor rewrites next: write-ahead parts ([`Self::plan_wal_compaction`]),
+    /// otherwise a run of small segments ([`Self::plan_merge`]).
     pub fn plan_compaction(
         &self,
         cutoff_ms: i64,
         target: u64,
         min_count: usize,
     ) -> Option<Vec<SegmentMeta>> {
+        self.plan_wal_compaction(cutoff_ms, target)
+            .or_else(|| self.plan_merge(target, min_count))
+    }
+
+    /// The run of consecutive write-ahead parts from the oldest (within `target` bytes), once
+    /// its oldest was written before `cutoff_ms` or the run fills `target`.
+    pub fn plan_wal_compaction(&self, cutoff_ms: i64, target: u64) -> Option<Vec<SegmentMeta>> {
         if let Some(first) = self.segments.values().find(|s| s.wal.is_some()) {
             let mut run: Vec<SegmentMeta> = Vec::new();
             let mut total = 0u64;
@@ -365,7 +379,55 @@ impl PartitionLog {
                 return Some(run);
             }
         }
-        self.plan_merge(target, min_count)
+        None
+    }
+
+    /// A compacted topic's cleaning run: the table-layout segments from the oldest whose
+    /// records are all older than `min.compaction.lag.ms`, once the share of them not cleaned
+    /// yet reaches `min.cleanable.dirty.ratio`, or a dirty one is older than
+    /// `max.compaction.lag.ms`, or `recheck_at` (when kept tombstones expire) has passed.
+    pub fn plan_clean(
+        &self,
+        now_ms: i64,
+        p: &CompactPolicy,
+        recheck_at: Option<i64>,
+    ) -> Option<Vec<SegmentMeta>> {
+        let run: Vec<SegmentMeta> = self
+            .segments
+            .values()
+            .take_while(|s| s.wal.is_none())
+            .take_while(|s| s.max_timestamp_hint() <= now_ms.saturating_sub(p.min_lag_ms))
+            .cloned()
+            .collect();
+        if run.is_empty() {
+            return None;
+        }
+        let total: u64 = run.iter().map(|s| s.size).sum();
+        let dirty: Vec<&SegmentMeta> = run
+            .iter()
+            .filter(|s| !crate::storage::is_cleaned_segment(&s.path))
+            .collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+        let overdue = dirty
+            .iter()
+            .any(|s| s.max_timestamp_hint() <= now_ms.saturating_sub(p.max_lag_ms));
+        let ratio_reached = dirty_bytes as f64 >= p.min_dirty_ratio * total.max(1) as f64;
+        let recheck = recheck_at.is_some_and(|t| now_ms >= t);
+        let due = (!dirty.is_empty() && (ratio_reached || overdue)) || recheck;
+        due.then_some(run)
+    }
+
+    /// A compacted topic's cleaning replaced offsets up to `last`: the hot tail must not serve
+    /// the records it dropped. Returns bytes freed.
+    pub fn drop_hot_through(&mut self, last: i64) -> usize {
+        let mut freed = 0;
+        while self.hot.front().is_some_and(|b| b.last <= last) {
+            if let Some(b) = self.hot.pop_front() {
+                freed += b.bytes.len();
+                self.hot_bytes -= b.bytes.len();
+            }
+        }
+        freed
     }
 
     /// Replace `inputs` with the `merged` segment covering them, if they are all still indexed.
@@ -606,5 +668,49 @@ mod tests {
         assert_eq!((run[0].base, run[3].last), (10, 49));
         let run = log.plan_compaction(0, 25, 8).unwrap();
         assert_eq!(run.len(), 2, "cut at the target size");
+    }
+
+    /// Cleaning waits for the dirty ratio (or max lag), never takes records younger than the
+    /// minimum lag, and runs again when kept tombstones expire.
+    #[test]
+    fn cleaning_follows_dirty_ratio_and_lags() {
+        let mut segs = vec![seg(0, 9), seg(10, 19)];
+        segs[0].path = "p/00000000000000000000-00000000000000000009.c5.parquet".into();
+        for s in segs.iter_mut() {
+            s.size = 100;
+            s.max_timestamp = Some(1_000);
+        }
+        let log = PartitionLog::new(TopicPartition::new("t", 0), segs);
+        let policy = CompactPolicy {
+            delete_retention_ms: 100,
+            min_lag_ms: 0,
+            max_lag_ms: i64::MAX,
+            min_dirty_ratio: 0.5,
+        };
+        assert_eq!(
+            log.plan_clean(2_000, &policy, None).unwrap().len(),
+            2,
+            "half dirty"
+        );
+        let picky = CompactPolicy {
+            min_dirty_ratio: 0.9,
+            ..policy
+        };
+        assert!(log.plan_clean(2_000, &picky, None).is_none());
+        let overdue = CompactPolicy {
+            max_lag_ms: 500,
+            ..picky
+        };
+        assert!(log.plan_clean(2_000, &overdue, None).is_some(), "max lag");
+        let lagging = CompactPolicy {
+            min_lag_ms: 5_000,
+            ..policy
+        };
+        assert!(log.plan_clean(2_000, &lagging, None).is_none(), "too young");
+        assert!(
+            log.plan_clean(2_000, &picky, Some(1_500)).is_some(),
+            "tombstones expire"
+        );
+        assert!(log.plan_clean(2_000, &picky, Some(2_500)).is_none());
     }
 }

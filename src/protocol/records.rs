@@ -122,6 +122,18 @@ pub struct ValidatedBatch {
     /// Size of its records once decompressed (what the batch costs to encode and to serve
     /// from a segment); equal to the records' size on the wire for uncompressed batches.
     pub decoded_len: usize,
+    /// Indexes of records without a key (a compacted topic refuses them), at most
+    /// [`MAX_KEYLESS_REPORTED`].
+    pub keyless: Vec<i32>,
+}
+
+/// Keyless records listed per batch (what a compacted topic's error reports).
+pub const MAX_KEYLESS_REPORTED: usize = 64;
+
+fn note_keyless(keyless: &mut Vec<i32>, index: usize, key: &Option<Bytes>) {
+    if key.is_none() && keyless.len() < MAX_KEYLESS_REPORTED {
+        keyless.push(index as i32);
+    }
 }
 
 /// Records of a compressed batch are validated in chunks of this size: validation memory is
@@ -236,9 +248,15 @@ pub fn validate_produce_with(
     let bytes = records.clone();
     // Parse every record (decompressing under the cap) so a malformed batch is refused now
     // rather than when it is encoded to Parquet.
+    let mut keyless = Vec::new();
     let (parsed, decoded_len) = match codec {
         Codec::None => {
-            let n = parse_records_with(&header, &bytes, codec, max_uncompressed, |_| Ok(()))?;
+            let mut i = 0usize;
+            let n = parse_records_with(&header, &bytes, codec, max_uncompressed, |r| {
+                note_keyless(&mut keyless, i, &r.key);
+                i += 1;
+                Ok(())
+            })?;
             (n, total - BATCH_HEADER_LEN)
         }
         c => validate_compressed(
@@ -247,6 +265,7 @@ pub fn validate_produce_with(
             &bytes[BATCH_HEADER_LEN..total],
             max_uncompressed,
             budget,
+            &mut keyless,
         )?,
     };
     if parsed != header.record_count as usize {
@@ -259,6 +278,7 @@ pub fn validate_produce_with(
         header,
         bytes,
         decoded_len,
+        keyless,
     })
 }
 
@@ -271,6 +291,7 @@ fn validate_compressed(
     compressed: &[u8],
     max_uncompressed: usize,
     budget: Option<&DecodeBudget>,
+    keyless: &mut Vec<i32>,
 ) -> Result<(usize, usize)> {
     use std::io::Read;
     let bomb = || {
@@ -295,7 +316,12 @@ fn validate_compressed(
                 compressed,
                 max_uncompressed,
             )?);
-            let n = parse_body(header, &body, |_| Ok(()))?;
+            let mut i = 0usize;
+            let n = parse_body(header, &body, |r| {
+                note_keyless(keyless, i, &r.key);
+                i += 1;
+                Ok(())
+            })?;
             return Ok((n, body.len()));
         }
     };
@@ -343,6 +369,7 @@ fn validate_compressed(
                 )));
             }
             let rec = parse_one(&body, &mut pos)?;
+            note_keyless(keyless, n, &rec.key);
             if rec.offset_delta != n as i32 {
                 return Err(Error::InvalidRecord(format!(
                     "record {n} has offset delta {} (deltas must be consecutive)",
@@ -430,6 +457,7 @@ pub fn recompress(
         header,
         bytes,
         decoded_len,
+        keyless: batch.keyless.clone(),
     })
 }
 

@@ -109,11 +109,17 @@ fn span(index: &ObjectIndex, seg: &SegmentMeta) -> Result<(usize, Vec<i64>)> {
         )));
     }
     let starts = index.group_starts(first, n, seg.base);
-    let end = seg.base + (first..first + n).map(|g| index.group_rows(g)).sum::<i64>();
-    if end != seg.last + 1 {
+    let rows: i64 = (first..first + n).map(|g| index.group_rows(g)).sum();
+    // Dense (rows fill the range) or, for a compacted topic's cleaned segment, fewer rows
+    // whose offsets (from the statistics) lie inside the range.
+    let dense = rows == seg.last - seg.base + 1 && seg.base == starts[0];
+    let gapped = rows < seg.last - seg.base + 1
+        && starts[0] >= seg.base
+        && starts.last().is_some_and(|&s| s <= seg.last);
+    if !(dense || gapped) {
         return Err(Error::Storage(format!(
-            "{} holds offsets {}..{end} for this partition, the index says {}..={}",
-            seg.path, seg.base, seg.base, seg.last
+            "{} holds {rows} records from offset {} for this partition, the index says {}..={}",
+            seg.path, starts[0], seg.base, seg.last
         )));
     }
     Ok((first, starts))
@@ -196,12 +202,31 @@ impl SegmentCache {
         let Some(i) = group_of(&starts, seg.last + 1, offset.max(seg.base)) else {
             return Ok(None);
         };
-        let group = first + i;
+        // In a cleaned segment the offset may fall in a gap after its row group's last
+        // record: the next row group then holds what follows.
+        for group in first + i..first + starts.len() {
+            let batches = self.decoded(storage, seg, &index, group).await?;
+            if batches.last().is_some_and(|b| b.last_offset >= offset) {
+                return Ok(Some(batches));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One row group of `seg`'s object, decoded (cached).
+    async fn decoded(
+        &self,
+        storage: &Storage,
+        seg: &SegmentMeta,
+        index: &Arc<ObjectIndex>,
+        group: usize,
+    ) -> Result<Batches> {
         let key = group_key(&seg.path, group);
         if let Some(b) = self.groups.lock().ok().and_then(|c| c.get(&key)) {
-            return Ok(Some(b));
+            return Ok(b);
         }
-        let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
+        let bytes = Self::group_bytes(storage, &seg.path, index, group).await?;
+        let index = index.clone();
         let batches = tokio::task::spawn_blocking(move || index.decode_group(&bytes, group))
             .await
             .map_err(|e| Error::Internal(e.to_string()))??;
@@ -210,7 +235,7 @@ impl SegmentCache {
         if let Ok(mut c) = self.groups.lock() {
             c.insert(key, batches.clone(), size);
         }
-        Ok(Some(batches))
+        Ok(batches)
     }
 
     /// The rows (segment columns) of `seg`, one row group at a time, for merging and
@@ -219,6 +244,7 @@ impl SegmentCache {
         &self,
         storage: &Storage,
         seg: &SegmentMeta,
+        columns: &'static [&'static str],
         mut state: S,
         f: fn(&mut S, RecordBatch) -> Result<()>,
     ) -> Result<S> {
@@ -228,7 +254,10 @@ impl SegmentCache {
             let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
             let index = index.clone();
             state = tokio::task::spawn_blocking(move || -> Result<S> {
-                f(&mut state, index.read_group(&bytes, group)?)?;
+                f(
+                    &mut state,
+                    index.read_group_columns(&bytes, group, columns)?,
+                )?;
                 Ok(state)
             })
             .await

@@ -6,6 +6,7 @@
 //! `data/topic={topic}/partition={p}/{base:020}-{last:020}.parquet`.
 
 pub mod cache;
+pub mod clean;
 pub mod merge;
 pub mod segment;
 pub mod wal;
@@ -426,6 +427,29 @@ pub fn segment_path(tp: &crate::log::TopicPartition, base: i64, last: i64) -> St
     format!("{}/{base:020}-{last:020}.parquet", partition_prefix(tp))
 }
 
+/// A compacted topic's cleaned segment: `…/{base:020}-{last:020}.c{generation}.parquet`
+/// (cleaning may rewrite the same offset range again; the generation tells them apart and
+/// the highest wins at recovery).
+pub fn cleaned_segment_path(
+    tp: &crate::log::TopicPartition,
+    base: i64,
+    last: i64,
+    generation: i64,
+) -> String {
+    format!(
+        "{}/{base:020}-{last:020}.c{generation}.parquet",
+        partition_prefix(tp)
+    )
+}
+
+/// Whether a segment path is a cleaned segment of a compacted topic.
+pub fn is_cleaned_segment(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".parquet"))
+        .is_some_and(|f| f.contains(".c"))
+}
+
 /// A segment path, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentPath {
@@ -450,6 +474,12 @@ pub fn parse_segment_path(path: &str) -> Option<SegmentPath> {
     let rest = rest.strip_prefix("partition=")?;
     let (partition, file) = rest.split_once('/')?;
     let file = file.strip_suffix(".parquet")?;
+    // A cleaned segment's generation suffix: `{base}-{last}.c{generation}`.
+    let file = match file.split_once(".c") {
+        Some((range, generation)) if generation.parse::<i64>().is_ok() => range,
+        Some(_) => return None,
+        None => file,
+    };
     let (base, last) = file.split_once('-')?;
     let (base, last): (i64, i64) = (base.parse().ok()?, last.parse().ok()?);
     if last < base || base < 0 {
@@ -494,6 +524,11 @@ mod tests {
             parse_segment_path("data/topic=x/partition=1/junk.parquet"),
             None
         );
+        let c = cleaned_segment_path(&tp, 10, 99, 1234);
+        assert!(c.ends_with("00000000000000000010-00000000000000000099.c1234.parquet"));
+        let parsed = parse_segment_path(&c).unwrap();
+        assert_eq!((parsed.base, parsed.last), (10, 99));
+        assert!(is_cleaned_segment(&c) && !is_cleaned_segment(&p));
     }
 
     #[actix_rt::test]

@@ -296,12 +296,14 @@ impl SegmentEncoder {
         })
     }
 
-    fn check_offset(&mut self, offset: i64) -> Result<()> {
+    /// Offsets of produced batches are consecutive; rows copied from other objects only need
+    /// to increase (a compacted topic's cleaned segments have gaps).
+    fn check_offset(&mut self, offset: i64, gaps: bool) -> Result<()> {
         match self.base {
             None => self.base = Some(offset),
-            Some(_) if offset != self.next => {
+            Some(_) if offset != self.next && !(gaps && offset > self.next) => {
                 return Err(Error::Internal(format!(
-                    "segment offsets not consecutive: {} then {offset}",
+                    "segment offsets out of order: {} then {offset}",
                     self.next - 1
                 )))
             }
@@ -333,7 +335,7 @@ impl SegmentEncoder {
                     .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
                     .sum::<usize>();
             let offset = h.base_offset + r.offset_delta as i64;
-            self.check_offset(offset)?;
+            self.check_offset(offset, false)?;
             // Log-append-time batches carry the broker time in max_timestamp.
             let ts = if ts_type == 1 {
                 h.max_timestamp
@@ -399,7 +401,7 @@ impl SegmentEncoder {
         let offsets = column::<Int64Array>(rows, "offset")?;
         let ts = column::<TimestampMillisecondArray>(rows, "timestamp")?;
         for i in 0..rows.num_rows() {
-            self.check_offset(offsets.value(i))?;
+            self.check_offset(offsets.value(i), true)?;
             self.note_timestamp(ts.value(i));
         }
         self.records += rows.num_rows();
@@ -691,9 +693,29 @@ impl ObjectIndex {
             .map_err(|e| Error::Parquet(format!("bad write-ahead footer: {e}")))
     }
 
+    /// The smallest offset of a row group, from the column statistics (segments of the table
+    /// layout have them; write-ahead objects do not).
+    fn group_min_offset(&self, group: usize) -> Option<i64> {
+        let g = self.meta.metadata().row_groups().get(group)?;
+        match g.column(0).statistics()? {
+            parquet::file::statistics::Statistics::Int64(s) => s.min_opt().copied(),
+            _ => None,
+        }
+    }
+
     /// The first offset of each of `groups` row groups from `first`, whose first offset is
-    /// `base` (offsets are consecutive within a partition's run of row groups).
+    /// `base`: from the offset statistics where every group has them (a compacted topic's
+    /// segments have gaps), else by counting rows (offsets are consecutive within a
+    /// partition's run of row groups).
     pub fn group_starts(&self, first: usize, groups: usize, base: i64) -> Vec<i64> {
+        let stats: Option<Vec<i64>> = (first..first + groups)
+            .map(|g| self.group_min_offset(g))
+            .collect();
+        if let Some(s) = stats {
+            if s.first().is_none_or(|&f| f >= base) && s.windows(2).all(|w| w[0] < w[1]) {
+                return s;
+            }
+        }
         let mut at = base;
         (first..first + groups)
             .map(|g| {
@@ -709,7 +731,8 @@ impl ObjectIndex {
         self.read_group_columns(bytes, group, &SEGMENT_COLUMNS)
     }
 
-    fn read_group_columns(
+    /// Some columns of one row group (a compaction's key scan reads two).
+    pub fn read_group_columns(
         &self,
         bytes: &ObjectBytes,
         group: usize,

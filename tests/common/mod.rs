@@ -45,6 +45,13 @@ impl TestBroker {
     }
 
     pub fn start_with(settings: Settings, storage: heraclitus::storage::Storage) -> TestBroker {
+        // TEST_LOG=heraclitus=debug shows the broker's log in a failing test's output.
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_env("TEST_LOG"))
+                .with_test_writer()
+                .try_init();
+        }
         let (tx, rx) = mpsc::channel();
         let st = storage.clone();
         let thread = std::thread::spawn(move || {
