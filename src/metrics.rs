@@ -28,6 +28,9 @@ pub struct Metrics {
     pub records_in: IntCounterVec,
     pub bytes_out: IntCounterVec,
     pub records_out: IntCounterVec,
+    /// Fetch payload bytes by where they came from: the hot tail (as produced) or rebuilt
+    /// from stored objects (cold).
+    pub fetch_bytes: IntCounterVec,
     pub flushes: IntCounter,
     pub flush_failures: IntCounter,
     pub flush_bytes: IntCounter,
@@ -103,6 +106,12 @@ impl Metrics {
                 "Record batch bytes fetched",
                 &["topic"],
             ),
+            fetch_bytes: counter_vec(
+                ns,
+                "fetch_bytes_total",
+                "Record batch bytes fetched, by source (hot tail or rebuilt from storage)",
+                &["source"],
+            ),
             records_out: counter_vec(
                 ns,
                 "topic_records_out_total",
@@ -111,14 +120,20 @@ impl Metrics {
             ),
             flushes: c(
                 "segment_flushes_total",
-                "Segments written by the SegmentWriter",
+                "Flushes of the SegmentWriter (one write-ahead object each, all partitions)",
             ),
-            flush_failures: c("segment_flush_failures_total", "Segment writes that failed"),
+            flush_failures: c(
+                "segment_flush_failures_total",
+                "Write-ahead object writes that failed",
+            ),
             flush_bytes: c(
                 "segment_flush_bytes_total",
-                "Parquet bytes written in segments",
+                "Parquet bytes written in write-ahead objects",
             ),
-            flush_records: c("segment_flush_records_total", "Records written in segments"),
+            flush_records: c(
+                "segment_flush_records_total",
+                "Records written in write-ahead objects",
+            ),
             flush_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "segment_flush_duration_seconds",
@@ -174,6 +189,7 @@ impl Metrics {
             Box::new(m.records_in.clone()),
             Box::new(m.bytes_out.clone()),
             Box::new(m.records_out.clone()),
+            Box::new(m.fetch_bytes.clone()),
             Box::new(m.flushes.clone()),
             Box::new(m.flush_failures.clone()),
             Box::new(m.flush_bytes.clone()),
@@ -237,6 +253,8 @@ impl BrokerCollector {
             "partition_log_start_offset",
             "hot_tail_bytes",
             "segment_cache_bytes",
+            "wal_objects",
+            "wal_bytes",
             "consumer_groups",
             "consumer_group_members",
             "consumer_group_lag",
@@ -311,6 +329,17 @@ impl Collector for BrokerCollector {
         cache
             .with_label_values::<&str>(&[])
             .set(b.cache.bytes() as i64);
+        let (objects, bytes) = b.wal_stats();
+        let wal_objects = self.gauge_vec(
+            "wal_objects",
+            "Write-ahead objects some partition still needs (not yet compacted)",
+            &[],
+        );
+        wal_objects
+            .with_label_values::<&str>(&[])
+            .set(objects as i64);
+        let wal_bytes = self.gauge_vec("wal_bytes", "Bytes of those write-ahead objects", &[]);
+        wal_bytes.with_label_values::<&str>(&[]).set(bytes as i64);
         let groups = self.gauge_vec("consumer_groups", "Consumer groups by state", &["state"]);
         for s in [
             "Empty",
@@ -344,7 +373,17 @@ impl Collector for BrokerCollector {
             }
         }
         let mut out = Vec::new();
-        for v in [hw, ls, hot, cache, groups, members, lag] {
+        for v in [
+            hw,
+            ls,
+            hot,
+            cache,
+            wal_objects,
+            wal_bytes,
+            groups,
+            members,
+            lag,
+        ] {
             out.extend(v.collect());
         }
         out

@@ -76,6 +76,9 @@ pub struct StorageInfo {
     pub description: String,
     /// Object-store requests since start, by kind (put, get, list, delete).
     pub requests: Vec<StoreOps>,
+    /// Write-ahead objects some partition still needs (not yet compacted), and their bytes.
+    pub wal_objects: usize,
+    pub wal_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,9 +170,14 @@ impl Status {
             },
             topics,
             groups,
-            storage: StorageInfo {
-                description: b.storage.describe().to_string(),
-                requests,
+            storage: {
+                let (wal_objects, wal_bytes) = b.wal_stats();
+                StorageInfo {
+                    description: b.storage.describe().to_string(),
+                    requests,
+                    wal_objects,
+                    wal_bytes,
+                }
             },
         }
     }
@@ -302,8 +310,10 @@ pub fn render_html(s: &Status) -> String {
     }
     let _ = write!(
         h,
-        "<h2>Object store</h2><p class=\"l\">{}</p><table><tr><th class=\"l\">request</th><th>count</th><th>bytes</th><th>errors</th></tr>",
-        esc(&s.storage.description)
+        "<h2>Object store</h2><p class=\"l\">{} &middot; {} write-ahead object(s) awaiting compaction ({})</p><table><tr><th class=\"l\">request</th><th>count</th><th>bytes</th><th>errors</th></tr>",
+        esc(&s.storage.description),
+        s.storage.wal_objects,
+        human_bytes(s.storage.wal_bytes as i64)
     );
     for o in &s.storage.requests {
         let _ = write!(
@@ -375,6 +385,8 @@ mod tests {
             storage: StorageInfo {
                 description: "memory://".into(),
                 requests: vec![],
+                wal_objects: 2,
+                wal_bytes: 1000,
             },
         };
         let h = render_html(&s);

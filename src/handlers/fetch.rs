@@ -166,7 +166,7 @@ async fn read_all(
             continue;
         }
         match read_partition(broker, part, t.offset, limit.max(1)).await {
-            Ok((batches, hw_now, start)) => {
+            Ok((batches, hw_now, start, cold)) => {
                 let len: usize = batches.iter().map(|b| b.len()).sum();
                 budget = budget.saturating_sub(len);
                 served_any |= len > 0;
@@ -185,6 +185,11 @@ async fn read_all(
                         .records_out
                         .with_label_values(&[topic.name.as_str()])
                         .inc_by(records);
+                    broker
+                        .metrics
+                        .fetch_bytes
+                        .with_label_values(&[if cold { "cold" } else { "hot" }])
+                        .inc_by(len as u64);
                 }
                 pd.high_watermark = hw_now.max(hw);
                 pd.last_stable_offset = pd.high_watermark;
@@ -198,13 +203,14 @@ async fn read_all(
     out
 }
 
-/// Read up to `limit` bytes from `offset` (at least one whole batch when any is available).
+/// Read up to `limit` bytes from `offset` (at least one whole batch when any is available):
+/// (batches, high watermark, log start, whether they were rebuilt from storage).
 async fn read_partition(
     broker: &Broker,
     part: &crate::broker::Partition,
     offset: i64,
     limit: usize,
-) -> Result<(Vec<Bytes>, i64, i64)> {
+) -> Result<(Vec<Bytes>, i64, i64, bool)> {
     let plan = part
         .addr
         .send(Read {
@@ -215,6 +221,7 @@ async fn read_partition(
         .map_err(|_| Error::NotLeader)??;
     let hw = part.stats.high_watermark.load(Ordering::Relaxed);
     let start = part.stats.log_start.load(Ordering::Relaxed);
+    let cold = matches!(plan, ReadPlan::Cold(_));
     let chunks: Vec<Bytes> = match plan {
         ReadPlan::Hot(chunks) => chunks,
         ReadPlan::Cold(segments) => {
@@ -246,5 +253,5 @@ async fn read_partition(
             chunks
         }
     };
-    Ok((chunks, hw, start))
+    Ok((chunks, hw, start, cold))
 }
