@@ -152,7 +152,7 @@ if want puts && [ -n "$MOTO" ]; then
       AWS_ENDPOINT=http://127.0.0.1:$SP AWS_ENDPOINT_URL=http://127.0.0.1:$SP AWS_ALLOW_HTTP=true
     for P in ${BENCH_TANSU_PUT_PARTITIONS:-1 100}; do
       objects() { curl -s "http://127.0.0.1:$SP/moto-api/data.json" | "${BENCH_PYTHON:-python3}" -c \
-        'import json,sys; d=json.load(sys.stdin)["s3"]["FakeBucket"]; print(sum(len(b.get("keys", {})) if isinstance(b, dict) else 0 for b in d.values()) if isinstance(d, dict) else 0)' 2>/dev/null || echo 0; }
+        'import json,sys; print(sum(1 for k in json.load(sys.stdin)["s3"]["FakeKey"] if k.get("bucket_name") == "tansu"))' 2>/dev/null || echo 0; }
       start_tansu "s3://tansu/" || continue
       "${BENCH_PYTHON:-python3}" -c "from confluent_kafka.admin import AdminClient, NewTopic; a=AdminClient({'bootstrap.servers':'127.0.0.1:$PORT'}); [f.result() for f in a.create_topics([NewTopic('tputs$P', num_partitions=$P, replication_factor=1)]).values()]" 2>/dev/null
       o0=$(objects); t0=$(date +%s.%N)

@@ -90,6 +90,9 @@ pub struct StorageSettings {
     pub compaction_delay_ms: Option<u64>,
     /// How often the write-ahead index is checkpointed to the store when it changed (ms).
     pub checkpoint_interval_ms: u64,
+    /// Write-ahead objects the compactor reads (whole, one GET each) and rewrites at a time,
+    /// bytes: its memory bound, and how much of each partition one compacted segment gathers.
+    pub compaction_batch_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -100,7 +103,7 @@ pub struct BatchingSettings {
     /// Flush once this many records are buffered.
     pub max_batch_messages: usize,
     /// Flush once this long (ms) passed since the previous flush started (`None`: 1 ms on a
-    /// local folder or memory, 200 ms on S3, where every flush is a PUT).
+    /// local folder or memory, 250 ms on S3, where every flush is a PUT).
     pub flush_interval_ms: Option<u64>,
 }
 
@@ -203,7 +206,7 @@ impl Default for Settings {
             default_partitions: 1,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_message_bytes: 1024 * 1024 + 12,
-            max_in_flight_per_connection: 64,
+            max_in_flight_per_connection: 1000,
             max_in_flight_bytes_per_connection: 16 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
             max_connections: 10_000,
@@ -235,6 +238,7 @@ impl Default for StorageSettings {
             max_object_bytes: 256 * 1024 * 1024,
             compaction_delay_ms: None,
             checkpoint_interval_ms: 10_000,
+            compaction_batch_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -451,7 +455,7 @@ impl Settings {
     pub fn flush_interval_ms(&self) -> u64 {
         self.batching
             .flush_interval_ms
-            .unwrap_or(if self.storage_is_s3() { 200 } else { 1 })
+            .unwrap_or(if self.storage_is_s3() { 250 } else { 1 })
     }
 
     /// The compaction delay in effect (ms).
@@ -569,7 +573,7 @@ mod tests {
         d.storage.path = "s3://bucket/prefix".into();
         assert_eq!(
             (d.flush_interval_ms(), d.compaction_delay_ms()),
-            (200, 600_000)
+            (250, 600_000)
         );
         assert_eq!(s.http_port, 9093);
     }

@@ -32,6 +32,7 @@ pub struct Metrics {
     /// from stored objects (cold).
     pub fetch_bytes: IntCounterVec,
     pub flushes: IntCounter,
+    pub compactions: IntCounter,
     pub flush_failures: IntCounter,
     pub flush_bytes: IntCounter,
     pub flush_records: IntCounter,
@@ -122,6 +123,10 @@ impl Metrics {
                 "segment_flushes_total",
                 "Flushes of the SegmentWriter (one write-ahead object each, all partitions)",
             ),
+            compactions: c(
+                "compactions_total",
+                "Table segments the compactor wrote from write-ahead objects",
+            ),
             flush_failures: c(
                 "segment_flush_failures_total",
                 "Write-ahead object writes that failed",
@@ -192,6 +197,7 @@ impl Metrics {
             Box::new(m.fetch_bytes.clone()),
             Box::new(m.flushes.clone()),
             Box::new(m.flush_failures.clone()),
+            Box::new(m.compactions.clone()),
             Box::new(m.flush_bytes.clone()),
             Box::new(m.flush_records.clone()),
             Box::new(m.flush_seconds.clone()),

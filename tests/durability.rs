@@ -499,7 +499,12 @@ fn one_put_per_flush_whatever_the_partition_count() {
     s.storage.checkpoint_interval_ms = 3_600_000;
     let b = TestBroker::start(s);
     let mut raw = Raw::connect(b.kafka);
-    assert_eq!(raw.create_topic_with("wide", 1000, &[]).0, 0);
+    // The test batches carry 2023 timestamps: keep them whatever their age.
+    assert_eq!(
+        raw.create_topic_with("wide", 1000, &[("retention.ms", "-1")])
+            .0,
+        0
+    );
     let puts = "heraclitus_object_store_operations_total{op=\"put\"}";
     let flushes = "heraclitus_segment_flushes_total";
     let (puts0, flushes0) = (metric(b.http, puts), metric(b.http, flushes));
@@ -559,4 +564,76 @@ fn fetch_partition(raw: &mut Raw, topic: &str, partition: i32, offset: i64) -> u
     let pd = &resp.responses[0].partitions[0];
     assert_eq!(pd.error_code, 0);
     count_batches(pd.records.clone().unwrap_or_default())
+}
+
+/// The compactor reads each write-ahead object whole, once: compacting 200 partitions spread
+/// over every object costs one GET per object (not one per partition and object), and a PUT
+/// per partition per compaction round; afterwards no write-ahead object is left and every record is
+/// readable from the table.
+#[test]
+fn compaction_gets_follow_objects_not_partitions() {
+    let mut s = settings("memory://");
+    s.storage.compaction_delay_ms = Some(1_000);
+    s.storage.merge_interval_ms = 200;
+    s.storage.checkpoint_interval_ms = 3_600_000;
+    let b = TestBroker::start(s);
+    let mut raw = Raw::connect(b.kafka);
+    assert_eq!(
+        raw.create_topic_with("spread", 200, &[("retention.ms", "-1")])
+            .0,
+        0
+    );
+    let gets = "heraclitus_object_store_operations_total{op=\"get\"}";
+    let puts = "heraclitus_object_store_operations_total{op=\"put\"}";
+    let (gets0, puts0) = (metric(b.http, gets), metric(b.http, puts));
+    let flushes0 = metric(b.http, "heraclitus_segment_flushes_total");
+    for round in 0..10 {
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(StrBytes::from_static_str("spread"));
+        td.partition_data = (0..200)
+            .map(|p| {
+                let mut pd = PartitionProduceData::default();
+                pd.index = p;
+                pd.records = Some(batch(&[format!("r{round}-{p}").as_bytes()]));
+                pd
+            })
+            .collect();
+        let mut req = ProduceRequest::default();
+        req.acks = -1;
+        req.timeout_ms = 10_000;
+        req.topic_data = vec![td];
+        let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
+        else {
+            panic!()
+        };
+        assert!(r.responses[0]
+            .partition_responses
+            .iter()
+            .all(|p| p.error_code == 0));
+    }
+    let objects = metric(b.http, "heraclitus_segment_flushes_total") - flushes0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(b.http, "heraclitus_compactions_total") < 200.0
+        || metric(b.http, "heraclitus_wal_objects") > 0.0
+    {
+        assert!(Instant::now() < deadline, "not compacted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let gets = metric(b.http, gets) - gets0;
+    let puts = metric(b.http, puts) - puts0 - objects;
+    eprintln!("{objects} write-ahead objects over 200 partitions: compaction made {gets} GETs, {puts} PUTs");
+    assert!(gets <= objects + 5.0, "{gets} GETs for {objects} objects");
+    // One PUT per partition per compaction round (objects become due over a few intervals).
+    assert!(
+        (200.0..=200.0 * 5.0).contains(&puts),
+        "{puts} PUTs for 200 partitions"
+    );
+    for p in [0, 99, 199] {
+        assert_eq!(
+            fetch_partition(&mut raw, "spread", p, 0),
+            10,
+            "partition {p}"
+        );
+    }
+    b.stop();
 }

@@ -2,6 +2,7 @@
 //! leader actor, topic creation/deletion (persisted under `meta/topics/`), and start-up
 //! recovery (one LIST of the store to rebuild topics, segment indexes and next offsets).
 
+mod compactor;
 pub mod producer_ids;
 pub mod topic;
 
@@ -144,7 +145,6 @@ impl Broker {
             merge_target_bytes: settings.storage.merge_target_bytes,
             merge_min_segments: settings.storage.merge_min_segments,
             merge_interval: Duration::from_millis(settings.storage.merge_interval_ms),
-            compaction_delay: Duration::from_millis(settings.compaction_delay_ms()),
             wal,
             zstd_level: settings.performance.compression_level,
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
@@ -201,6 +201,18 @@ impl Broker {
                 tokio::time::sleep(interval).await;
                 let Some(b) = weak.upgrade() else { break };
                 b.write_checkpoint().await;
+            }
+        });
+        let interval = Duration::from_millis(broker.settings.storage.merge_interval_ms.max(1));
+        let weak = Arc::downgrade(&broker);
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(b) = weak.upgrade() else { break };
+                if b.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                b.compact_due().await;
             }
         });
         let n = broker.groups.recover().await?;

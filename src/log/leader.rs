@@ -59,8 +59,6 @@ pub struct LeaderEnv {
     pub merge_target_bytes: u64,
     pub merge_min_segments: usize,
     pub merge_interval: Duration,
-    /// Write-ahead parts older than this are compacted into the table layout.
-    pub compaction_delay: Duration,
     /// Which write-ahead objects are still needed (shared with the writer and recovery).
     pub wal: Arc<Mutex<WalIndex>>,
     pub zstd_level: i32,
@@ -186,21 +184,19 @@ impl PartitionLeader {
         }));
     }
 
-    /// One background rewrite at a time, in this order: write-ahead parts into the table
-    /// layout, a compacted topic's cleaning, merging small segments. The output is written
-    /// first; the index swap and the deletion of the inputs (after a grace period for reads
-    /// planned with them) follow, so a crash anywhere leaves a state recovery resolves.
+    /// One background rewrite of the table segments at a time: a compacted topic's cleaning,
+    /// else merging small segments (write-ahead parts are rewritten by the broker's compactor,
+    /// which hands the result over with [`Compacted`]). The output is written first; the index
+    /// swap and the deletion of the inputs (after a grace period for reads planned with them)
+    /// follow, so a crash anywhere leaves a state recovery resolves.
     fn run_merge(&mut self, ctx: &mut Context<Self>) {
         if self.merging {
             return;
         }
         let now = now_ms();
-        let delay = self.env.compaction_delay.as_millis() as i64;
         let target = self.env.merge_target_bytes;
         let compact = self.retention.read().ok().and_then(|r| r.compact);
-        let (inputs, clean) = if let Some(run) = self.log.plan_wal_compaction(now - delay, target) {
-            (run, None)
-        } else if let Some((policy, run)) =
+        let (inputs, clean) = if let Some((policy, run)) =
             compact.and_then(|p| Some((p, self.log.plan_clean(now, &p, self.recheck_clean_at)?)))
         {
             (run, Some(policy))
@@ -554,6 +550,34 @@ impl Handler<DeleteRecords> for PartitionLeader {
         self.publish();
         self.dispose(removed, "DeleteRecords");
         Ok(self.log.log_start())
+    }
+}
+
+/// The broker's compactor rewrote some of this partition's write-ahead parts into `output`
+/// (already written): swap them in the index if they are all still there. Answers whether it
+/// did; if not (retention or DeleteRecords removed one meanwhile), the caller deletes `output`.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Compacted {
+    pub inputs: Vec<SegmentMeta>,
+    pub output: SegmentMeta,
+}
+
+impl Handler<Compacted> for PartitionLeader {
+    type Result = bool;
+
+    fn handle(&mut self, m: Compacted, ctx: &mut Context<Self>) -> bool {
+        if !self.log.apply_compaction(&m.inputs, m.output) {
+            return false;
+        }
+        crate::storage::crash_point("compact.after_swap");
+        self.publish();
+        let inputs = m.inputs;
+        // Let fetches that planned with the parts finish before releasing them.
+        ctx.run_later(MERGE_DELETE_GRACE, move |act, _| {
+            act.dispose(inputs, "compacted write-ahead part");
+        });
+        true
     }
 }
 

@@ -344,42 +344,22 @@ impl PartitionLog {
         None
     }
 
-    /// What the compactor rewrites next: write-ahead parts ([`Self::plan_wal_compaction`]),
-    /// otherwise a run of small segments ([`Self::plan_merge`]).
-    pub fn plan_compaction(
-        &self,
-        cutoff_ms: i64,
-        target: u64,
-        min_count: usize,
-    ) -> Option<Vec<SegmentMeta>> {
-        self.plan_wal_compaction(cutoff_ms, target)
-            .or_else(|| self.plan_merge(target, min_count))
-    }
-
-    /// The run of consecutive write-ahead parts from the oldest (within `target` bytes), once
-    /// its oldest was written before `cutoff_ms` or the run fills `target`.
-    pub fn plan_wal_compaction(&self, cutoff_ms: i64, target: u64) -> Option<Vec<SegmentMeta>> {
-        if let Some(first) = self.segments.values().find(|s| s.wal.is_some()) {
-            let mut run: Vec<SegmentMeta> = Vec::new();
-            let mut total = 0u64;
-            let mut full = false;
-            for s in self.segments.range(first.base..).map(|(_, s)| s) {
-                let continues = run.last().is_none_or(|p| s.base == p.last + 1);
-                if s.wal.is_none() || !continues {
-                    break;
-                }
-                if !run.is_empty() && total + s.size > target {
-                    full = true;
-                    break;
-                }
-                total += s.size;
-                run.push(s.clone());
-            }
-            if full || total >= target || first.written_ms <= cutoff_ms {
-                return Some(run);
-            }
+    /// The compactor rewrote write-ahead parts `inputs` (matched by range and object) into
+    /// `output`: swap them if they are all still indexed.
+    pub fn apply_compaction(&mut self, inputs: &[SegmentMeta], output: SegmentMeta) -> bool {
+        let indexed = |s: &SegmentMeta| {
+            self.segments
+                .get(&s.base)
+                .is_some_and(|e| e.last == s.last && e.path == s.path)
+        };
+        if inputs.is_empty() || !inputs.iter().all(indexed) {
+            return false;
         }
-        None
+        for s in inputs {
+            self.segments.remove(&s.base);
+        }
+        self.segments.insert(output.base, output);
+        true
     }
 
     /// A compacted topic's cleaning run: the table-layout segments from the oldest whose
@@ -636,14 +616,14 @@ mod tests {
         assert_eq!(log.log_start(), 10);
     }
 
-    fn wal_part(base: i64, last: i64, written_ms: i64) -> SegmentMeta {
+    fn wal_part(base: i64, last: i64) -> SegmentMeta {
         SegmentMeta {
             base,
             last,
             path: format!("wal/{base}.parquet"),
             size: 10,
             max_timestamp: None,
-            written_ms,
+            written_ms: 0,
             wal: Some(crate::storage::writer::WalSlice {
                 first_group: 0,
                 groups: 1,
@@ -652,22 +632,24 @@ mod tests {
         }
     }
 
-    /// Write-ahead parts are compacted oldest first, once old enough or a full segment's
-    /// worth; segments before them merge as before.
+    /// The compactor's output replaces exactly the parts it read, and nothing if one of them
+    /// left the index meanwhile (retention).
     #[test]
-    fn compaction_takes_write_ahead_parts_when_old_or_big() {
-        let mut segs = vec![seg(0, 9)];
-        segs.extend((1..5).map(|i| wal_part(i * 10, i * 10 + 9, i * 100)));
-        let log = PartitionLog::new(TopicPartition::new("t", 0), segs);
+    fn compaction_swaps_only_parts_still_indexed() {
+        let segs = vec![seg(0, 9), wal_part(10, 19), wal_part(20, 29)];
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), segs);
+        let out = seg(10, 29);
+        assert!(!log.apply_compaction(&[wal_part(10, 19), wal_part(20, 30)], out.clone()));
+        assert!(log.apply_compaction(&[wal_part(10, 19), wal_part(20, 29)], out.clone()));
+        let left: Vec<(i64, i64, bool)> = log
+            .segments()
+            .map(|s| (s.base, s.last, s.wal.is_some()))
+            .collect();
+        assert_eq!(left, vec![(0, 9, false), (10, 29, false)]);
         assert!(
-            log.plan_compaction(50, 1000, 8).is_none(),
-            "young and small"
+            !log.apply_compaction(&[wal_part(10, 19)], out),
+            "already swapped"
         );
-        let run = log.plan_compaction(100, 1000, 8).unwrap();
-        assert_eq!(run.len(), 4, "the oldest is due: the whole run goes");
-        assert_eq!((run[0].base, run[3].last), (10, 49));
-        let run = log.plan_compaction(0, 25, 8).unwrap();
-        assert_eq!(run.len(), 2, "cut at the target size");
     }
 
     /// Cleaning waits for the dirty ratio (or max lag), never takes records younger than the

@@ -1,6 +1,7 @@
-//! Compaction and merging: a partition's write-ahead parts and small segments become one
-//! segment of the table layout (`data/topic=…/topic_id=…/partition=…/{base}-{last}.parquet`,
-//! large row groups, zstd).
+//! Compaction and merging: a partition's write-ahead parts (read by the broker's compactor from
+//! whole objects, [`encode_wal_run`]) or small segments ([`merge_segments`]) become one segment
+//! of the table layout (`data/topic=…/topic_id=…/partition=…/{base}-{last}.parquet`, large row
+//! groups, zstd).
 //!
 //! The merged object is written first (with `PutMode::Create`); the leader then swaps its index
 //! and, after a grace period for reads planned with the old entries, releases its parts of
@@ -11,11 +12,33 @@
 //! duplicated and no orphan survives the next start.
 
 use super::cache::SegmentCache;
-use super::segment::{SegmentEncoder, SEGMENT_COLUMNS};
+use super::segment::{EncodedSegment, ObjectBytes, ObjectIndex, SegmentEncoder, SEGMENT_COLUMNS};
 use super::writer::{now_ms, SegmentMeta};
 use super::{segment_path, Storage};
 use crate::error::{Error, Result};
 use crate::log::TopicPartition;
+
+/// Encode one partition's write-ahead parts (`run`, consecutive) from objects held whole in
+/// memory into one segment (CPU: call it on the blocking pool).
+pub fn encode_wal_run(
+    objects: &std::collections::HashMap<String, (ObjectBytes, ObjectIndex)>,
+    run: &[SegmentMeta],
+    zstd_level: i32,
+) -> Result<EncodedSegment> {
+    let mut enc = SegmentEncoder::new(Some(zstd_level))?;
+    for s in run {
+        let (Some((bytes, index)), Some(w)) = (objects.get(&s.path), s.wal) else {
+            return Err(Error::Internal(format!(
+                "{} is not a loaded write-ahead part",
+                s.path
+            )));
+        };
+        for g in w.first_group..w.first_group + w.groups {
+            enc.push_rows(&index.read_group(bytes, g as usize)?)?;
+        }
+    }
+    enc.finish()
+}
 
 /// Read `inputs` (consecutive index entries), write them as one segment, return its entry.
 pub async fn merge_segments(

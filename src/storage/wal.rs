@@ -68,6 +68,9 @@ struct WalObject {
     /// Per part: still needed. Parts of a topic with neither metadata nor a deletion record
     /// stay live (never deleted on a guess, and never recorded as released).
     live: Vec<bool>,
+    /// Per part: rewritten into the table and swapped in its leader's index, released after a
+    /// grace period; not offered to the compactor again.
+    compacted: Vec<bool>,
 }
 
 impl WalObject {
@@ -111,6 +114,7 @@ impl WalIndex {
         live: Option<Vec<bool>>,
     ) {
         let live = live.unwrap_or_else(|| vec![true; parts.len()]);
+        let compacted = vec![false; parts.len()];
         self.next_seq = self.next_seq.max(seq + 1);
         self.objects.insert(
             seq,
@@ -119,6 +123,7 @@ impl WalIndex {
                 written_ms,
                 parts,
                 live,
+                compacted,
             },
         );
         self.dirty = true;
@@ -143,6 +148,19 @@ impl WalIndex {
         None
     }
 
+    /// The compactor rewrote a part and its leader swapped it: not offered again.
+    pub fn mark_compacted(&mut self, path: &str, tp: &TopicPartition, base: i64) {
+        let Some(obj) = parse_wal_path(path).and_then(|seq| self.objects.get_mut(&seq)) else {
+            return;
+        };
+        let id = super::hex_id(&tp.topic_id);
+        for (i, p) in obj.parts.iter().enumerate() {
+            if p.partition == tp.partition && p.base == base && p.topic_id == id {
+                obj.compacted[i] = true;
+            }
+        }
+    }
+
     /// A topic was deleted: release all its parts. Returns the objects no longer needed.
     pub fn release_topic(&mut self, topic_id: &[u8; 16]) -> Vec<String> {
         let id = super::hex_id(topic_id);
@@ -162,6 +180,32 @@ impl WalIndex {
             self.objects.remove(seq);
         }
         dead.into_iter().map(wal_path).collect()
+    }
+
+    /// The oldest objects written before `cutoff_ms` (up to `budget` bytes, at least one),
+    /// with their live parts: what the compactor rewrites next.
+    pub fn due(&self, cutoff_ms: i64, budget: u64) -> Vec<DueObject> {
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        for (seq, o) in &self.objects {
+            if o.written_ms > cutoff_ms || (!out.is_empty() && total + o.size > budget) {
+                break;
+            }
+            total += o.size;
+            out.push(DueObject {
+                path: wal_path(*seq),
+                size: o.size,
+                written_ms: o.written_ms,
+                parts: o
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| o.live[*i] && !o.compacted[*i])
+                    .map(|(_, p)| p.clone())
+                    .collect(),
+            });
+        }
+        out
     }
 
     /// Objects held and their total size.
@@ -206,6 +250,66 @@ impl WalIndex {
         };
         Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
     }
+}
+
+/// A write-ahead object the compactor should rewrite, with its live parts.
+#[derive(Debug, Clone)]
+pub struct DueObject {
+    pub path: String,
+    pub size: u64,
+    pub written_ms: i64,
+    pub parts: Vec<WalPart>,
+}
+
+impl DueObject {
+    /// The index entry a leader holds for one of its parts.
+    pub fn entry(&self, p: &WalPart) -> SegmentMeta {
+        SegmentMeta {
+            base: p.base,
+            last: p.last,
+            path: self.path.clone(),
+            size: p.bytes,
+            max_timestamp: Some(p.max_timestamp),
+            written_ms: self.written_ms,
+            wal: Some(WalSlice {
+                first_group: p.first_group,
+                groups: p.groups,
+                object_size: self.size,
+            }),
+        }
+    }
+}
+
+/// Per partition, the consecutive run of its parts in `objects` (oldest first): what one
+/// compacted segment holds. Parts after a break in offsets wait for a later batch.
+pub fn partition_runs(objects: &[DueObject]) -> Vec<(TopicPartition, Vec<SegmentMeta>)> {
+    let mut runs: BTreeMap<(String, i32), (TopicPartition, Vec<SegmentMeta>, bool)> =
+        BTreeMap::new();
+    for o in objects {
+        for p in &o.parts {
+            let Ok(id) = uuid::Uuid::parse_str(&p.topic_id).map(|u| *u.as_bytes()) else {
+                continue;
+            };
+            let e = runs
+                .entry((p.topic_id.clone(), p.partition))
+                .or_insert_with(|| {
+                    (
+                        TopicPartition::with_id(&p.topic, id, p.partition),
+                        Vec::new(),
+                        false,
+                    )
+                });
+            let continues =
+                e.1.last()
+                    .is_none_or(|l: &SegmentMeta| l.last + 1 == p.base);
+            if e.2 || !continues {
+                e.2 = true;
+                continue;
+            }
+            e.1.push(o.entry(p));
+        }
+    }
+    runs.into_values().map(|(tp, run, _)| (tp, run)).collect()
 }
 
 /// Who a part belongs to, as recovery sees it.
@@ -424,5 +528,34 @@ mod tests {
         let plan = plan_recovery(vec![o], HashMap::new(), |_| Owner::Live(1));
         assert!(plan.parts.is_empty());
         assert_eq!(plan.orphans, vec![wal_path(1)]);
+    }
+
+    #[test]
+    fn due_objects_are_the_oldest_within_a_budget_and_runs_are_per_partition() {
+        let mut w = WalIndex::new(0);
+        w.add(0, 100, 10, vec![part(1, 0, 0, 9), part(1, 1, 0, 4)], None);
+        w.add(1, 100, 20, vec![part(1, 0, 10, 19)], None);
+        w.add(2, 100, 30, vec![part(1, 0, 20, 29)], None);
+        assert!(w.due(5, 1000).is_empty(), "nothing old enough");
+        let due = w.due(25, 1000);
+        assert_eq!(due.len(), 2);
+        assert_eq!(w.due(100, 150).len(), 1, "budget");
+        w.release(&wal_path(0), &TopicPartition::with_id("t", [1; 16], 1), 0);
+        let due = w.due(25, 1000);
+        assert_eq!(due[0].parts.len(), 1, "released parts are not rewritten");
+        let runs = partition_runs(&due);
+        assert_eq!(runs.len(), 1);
+        let (tp, run) = &runs[0];
+        assert_eq!(tp.partition, 0);
+        let ranges: Vec<(i64, i64)> = run.iter().map(|s| (s.base, s.last)).collect();
+        assert_eq!(ranges, vec![(0, 9), (10, 19)]);
+        assert_eq!(run[1].path, wal_path(1));
+        assert_eq!(run[1].wal.unwrap().object_size, 100);
+        let tp0 = TopicPartition::with_id("t", [1; 16], 0);
+        w.mark_compacted(&wal_path(0), &tp0, 0);
+        assert!(
+            w.due(25, 1000)[0].parts.is_empty(),
+            "swapped parts are not offered again"
+        );
     }
 }

@@ -9,15 +9,20 @@
 //! records are buffered, or otherwise as soon as `flush_interval` has passed since the previous
 //! flush started: a quiet broker flushes an append at once (low latency), a busy one at most
 //! once per interval. One object holds at most `max_object_bytes` (decoded); a larger backlog
-//! is written as several. One flush is in flight at a time; what arrives meanwhile accumulates
-//! for the next one (group commit), which keeps every partition's flushes in offset order.
+//! is written as several. Two flushes are in flight at most (the next object is encoded while
+//! the previous one is written); what arrives meanwhile accumulates for the next one (group
+//! commit). Flushes complete in any order but are *delivered* in flush order, so every leader
+//! sees its durable ranges in offset order.
 //!
 //! A flush takes its share of the decode budget, encodes Parquet on the blocking pool, writes
 //! the object with `PutMode::Create` (see `write_segment` for what a failure or an existing
 //! object means), records it in the [`WalIndex`], and only then reports
 //! [`WriterEvent::Durable`] to each leader. A failed write reports [`WriterEvent::Failed`] to
 //! every partition in it, drops their buffers, and ignores their appends until each leader
-//! acknowledges with [`WriterCmd::Reset`] (so offsets stay dense).
+//! acknowledges with [`WriterCmd::Reset`] (so offsets stay dense). Those partitions' parts in
+//! the later flush in flight are *poisoned*: never acknowledged, released from the index at
+//! once (their offsets are reused; recovery never accepts such a part either, since it follows
+//! a gap).
 
 use super::segment::{WalEncoder, COMPRESS_FROM_BYTES};
 use super::wal::WalIndex;
@@ -27,7 +32,7 @@ use crate::log::TopicPartition;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -134,6 +139,29 @@ struct PartitionBuffer {
     forgotten: Option<Vec<oneshot::Sender<()>>>,
 }
 
+/// Flushes in flight at once: the next object is encoded while the previous one is written.
+/// Their results are delivered in flush order.
+const MAX_FLUSHES_IN_FLIGHT: usize = 2;
+
+/// A flush being encoded or written.
+struct InFlight {
+    id: u64,
+    parts: Vec<FlushPart>,
+    /// Set when its write ended.
+    result: Option<Result<Written, Error>>,
+    /// Partitions an earlier flush failed: their parts here are not acknowledged.
+    poisoned: HashSet<TopicPartition>,
+    started: Instant,
+}
+
+/// A written write-ahead object.
+struct Written {
+    path: String,
+    size: u64,
+    written: i64,
+    parts: Vec<super::segment::WalPart>,
+}
+
 /// One partition's share of a flush.
 struct FlushPart {
     tp: TopicPartition,
@@ -152,8 +180,9 @@ pub struct SegmentWriter {
     messages: usize,
     /// When the previous flush started.
     last_flush: Option<Instant>,
-    /// Partitions in the flush being written (one flush is in flight at a time).
-    in_flight: Option<Vec<TopicPartition>>,
+    /// Flushes being encoded or written, oldest first (at most [`MAX_FLUSHES_IN_FLIGHT`]).
+    in_flight: VecDeque<InFlight>,
+    next_flush_id: u64,
     timer_armed: bool,
     wal: Arc<Mutex<WalIndex>>,
     rx: Option<mpsc::Receiver<WriterCmd>>,
@@ -177,7 +206,8 @@ impl SegmentWriter {
             bytes: 0,
             messages: 0,
             last_flush: None,
-            in_flight: None,
+            in_flight: VecDeque::new(),
+            next_flush_id: 0,
             timer_armed: false,
             wal,
             rx: Some(rx),
@@ -198,7 +228,9 @@ impl SegmentWriter {
     }
 
     fn in_flight_has(&self, tp: &TopicPartition) -> bool {
-        self.in_flight.as_ref().is_some_and(|f| f.contains(tp))
+        self.in_flight
+            .iter()
+            .any(|f| f.parts.iter().any(|p| &p.tp == tp))
     }
 
     fn on_cmd(&mut self, cmd: WriterCmd, ctx: &mut Context<Self>) {
@@ -261,7 +293,7 @@ impl SegmentWriter {
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() || self.bytes == 0 && self.messages == 0 {
+        if self.in_flight.len() >= MAX_FLUSHES_IN_FLIGHT || self.bytes == 0 && self.messages == 0 {
             return;
         }
         let due = self
@@ -338,15 +370,13 @@ impl SegmentWriter {
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.is_some() {
+        if self.in_flight.len() >= MAX_FLUSHES_IN_FLIGHT {
             return;
         }
         let (parts, decoded) = self.take_flush();
         if parts.is_empty() {
             return;
         }
-        self.last_flush = Some(Instant::now());
-        self.in_flight = Some(parts.iter().map(|p| p.tp.clone()).collect());
         let (seq, path) = match self.wal.lock() {
             Ok(mut w) => w.allocate(),
             Err(_) => {
@@ -354,15 +384,24 @@ impl SegmentWriter {
                 return;
             }
         };
+        self.last_flush = Some(Instant::now());
+        let id = self.next_flush_id;
+        self.next_flush_id += 1;
         let storage = self.storage.clone();
         let level = (decoded >= COMPRESS_FROM_BYTES).then_some(self.cfg.zstd_level);
-        let started = Instant::now();
         let budget = self.cfg.decode_budget.clone();
         let wal = self.wal.clone();
         let inputs: Vec<(TopicPartition, Vec<Bytes>)> = parts
             .iter()
             .map(|p| (p.tp.clone(), p.batches.clone()))
             .collect();
+        self.in_flight.push_back(InFlight {
+            id,
+            parts,
+            result: None,
+            poisoned: HashSet::new(),
+            started: Instant::now(),
+        });
         let fut = async move {
             let permit = budget.hold_async(decoded.saturating_mul(3)).await;
             let (data, wal_parts) = tokio::task::spawn_blocking(move || {
@@ -382,79 +421,22 @@ impl SegmentWriter {
             if let Ok(mut w) = wal.lock() {
                 w.add(seq, size, written, wal_parts.clone(), None);
             }
-            Ok::<_, Error>((path, size, written, wal_parts))
+            Ok::<_, Error>(Written {
+                path,
+                size,
+                written,
+                parts: wal_parts,
+            })
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.metrics
-                .flush_seconds
-                .observe(started.elapsed().as_secs_f64());
-            match res {
-                Ok((path, size, written, wal_parts)) => {
-                    act.metrics.flushes.inc();
-                    act.metrics.flush_bytes.inc_by(size);
-                    let records: i64 = wal_parts.iter().map(|w| w.last - w.base + 1).sum();
-                    act.metrics.flush_records.inc_by(records.max(0) as u64);
-                    for (p, w) in parts.iter().zip(&wal_parts) {
-                        if w.base != p.first || w.last != p.last {
-                            tracing::error!(
-                                "{}: encoded {}-{} but expected {}-{}",
-                                p.tp,
-                                w.base,
-                                w.last,
-                                p.first,
-                                p.last
-                            );
-                        }
-                        // The leader's mailbox is unbounded for these events; if the leader
-                        // is gone (partition deleted) its waiters were already failed.
-                        p.leader.do_send(WriterEvent::Durable(SegmentMeta {
-                            base: w.base,
-                            last: w.last,
-                            path: path.clone(),
-                            size: w.bytes,
-                            max_timestamp: Some(w.max_timestamp),
-                            written_ms: written,
-                            wal: Some(WalSlice {
-                                first_group: w.first_group,
-                                groups: w.groups,
-                                object_size: size,
-                            }),
-                        }));
-                    }
-                }
-                Err(e) => {
-                    act.metrics.flush_failures.inc();
-                    tracing::warn!(
-                        "write-ahead object of {} partition(s) failed: {e}",
-                        parts.len()
-                    );
-                    for p in &parts {
-                        act.drop_buffer(&p.tp);
-                        if let Some(b) = act.parts.get_mut(&p.tp) {
-                            b.failed = true;
-                        }
-                        p.leader.do_send(WriterEvent::Failed {
-                            from: p.first,
-                            error: e.to_string(),
-                        });
-                    }
-                }
+            if let Some(f) = act.in_flight.iter_mut().find(|f| f.id == id) {
+                f.result = Some(res);
             }
-            act.in_flight = None;
-            for p in &parts {
-                let forgotten = act.parts.get_mut(&p.tp).and_then(|b| b.forgotten.take());
-                if let Some(waiters) = forgotten {
-                    act.parts.remove(&p.tp);
-                    for w in waiters {
-                        let _ = w.send(());
-                    }
-                } else if act
-                    .parts
-                    .get(&p.tp)
-                    .is_some_and(|b| b.batches.is_empty() && !b.failed)
-                {
-                    // Idle partitions are not kept: the map holds what is buffered.
-                    act.parts.remove(&p.tp);
+            // Results are delivered in flush order, so every leader sees its durable ranges in
+            // offset order even when a later object landed first.
+            while act.in_flight.front().is_some_and(|f| f.result.is_some()) {
+                if let Some(f) = act.in_flight.pop_front() {
+                    act.deliver(f);
                 }
             }
             act.maybe_flush(ctx);
@@ -462,11 +444,114 @@ impl SegmentWriter {
         }));
     }
 
+    /// Tell the leaders how a flush ended. A failure also poisons the partition's parts in the
+    /// later flush in flight: those offsets are reused after the failure, so that part is never
+    /// acknowledged (and released at once if it was written).
+    fn deliver(&mut self, f: InFlight) {
+        self.metrics
+            .flush_seconds
+            .observe(f.started.elapsed().as_secs_f64());
+        match f.result {
+            Some(Ok(w)) => {
+                self.metrics.flushes.inc();
+                self.metrics.flush_bytes.inc_by(w.size);
+                let records: i64 = w.parts.iter().map(|p| p.last - p.base + 1).sum();
+                self.metrics.flush_records.inc_by(records.max(0) as u64);
+                for (p, part) in f.parts.iter().zip(&w.parts) {
+                    if part.base != p.first || part.last != p.last {
+                        tracing::error!(
+                            "{}: encoded {}-{} but expected {}-{}",
+                            p.tp,
+                            part.base,
+                            part.last,
+                            p.first,
+                            p.last
+                        );
+                    }
+                    if f.poisoned.contains(&p.tp) {
+                        let dead = self
+                            .wal
+                            .lock()
+                            .ok()
+                            .and_then(|mut i| i.release(&w.path, &p.tp, part.base));
+                        if let Some(dead) = dead {
+                            let storage = self.storage.clone();
+                            actix::spawn(async move {
+                                let _ = storage.delete(&dead).await;
+                            });
+                        }
+                        continue;
+                    }
+                    // The leader's mailbox is unbounded for these events; if the leader is
+                    // gone (partition deleted) its waiters were already failed.
+                    p.leader.do_send(WriterEvent::Durable(SegmentMeta {
+                        base: part.base,
+                        last: part.last,
+                        path: w.path.clone(),
+                        size: part.bytes,
+                        max_timestamp: Some(part.max_timestamp),
+                        written_ms: w.written,
+                        wal: Some(WalSlice {
+                            first_group: part.first_group,
+                            groups: part.groups,
+                            object_size: w.size,
+                        }),
+                    }));
+                }
+            }
+            Some(Err(e)) => {
+                self.metrics.flush_failures.inc();
+                tracing::warn!(
+                    "write-ahead object of {} partition(s) failed: {e}",
+                    f.parts.len()
+                );
+                for p in &f.parts {
+                    if f.poisoned.contains(&p.tp) {
+                        continue;
+                    }
+                    self.drop_buffer(&p.tp);
+                    if let Some(b) = self.parts.get_mut(&p.tp) {
+                        b.failed = true;
+                    }
+                    for later in self.in_flight.iter_mut() {
+                        if later.parts.iter().any(|q| q.tp == p.tp) {
+                            later.poisoned.insert(p.tp.clone());
+                        }
+                    }
+                    p.leader.do_send(WriterEvent::Failed {
+                        from: p.first,
+                        error: e.to_string(),
+                    });
+                }
+            }
+            None => {}
+        }
+        for p in &f.parts {
+            if self.in_flight_has(&p.tp) {
+                continue;
+            }
+            let forgotten = self.parts.get_mut(&p.tp).and_then(|b| b.forgotten.take());
+            if let Some(waiters) = forgotten {
+                self.parts.remove(&p.tp);
+                for w in waiters {
+                    let _ = w.send(());
+                }
+            } else if self
+                .parts
+                .get(&p.tp)
+                .is_some_and(|b| b.batches.is_empty() && !b.failed)
+            {
+                // Idle partitions are not kept: the map holds what is buffered.
+                self.parts.remove(&p.tp);
+            }
+        }
+    }
+
     fn check_drained(&mut self) {
         if self.drain_waiters.is_empty() {
             return;
         }
-        let idle = self.in_flight.is_none()
+        let idle = self.in_flight.is_empty()
             && self
                 .parts
                 .values()
