@@ -168,11 +168,12 @@ if want restart; then
   # Restart to ready with 10 M records in 10,000 write-ahead objects (compaction held off so
   # they stay): after a clean stop (fresh checkpoint), after kill -9 (checkpoint up to 10 s
   # old), and with the checkpoint removed (every footer read).
-  RS=(HERACLITUS_STORAGE__COMPACTION_DELAY_MS=86400000 HERACLITUS_BATCHING__MAX_BATCH_MESSAGES=1000
-      HERACLITUS_BATCHING__FLUSH_INTERVAL_MS=1000)
+  # ~1,000 records per object: a paced producer (200,000 msg/s) in 5 ms batches, one flush each.
+  RS=(HERACLITUS_STORAGE__COMPACTION_DELAY_MS=86400000)
   start_heraclitus "$WORK/restart-data" "${RS[@]}" && {
     "$PERF" -P -t restart -p 0 -b 127.0.0.1:$PORT -s 100 -c "${BENCH_RESTART_RECORDS:-10000000}" -a 1 \
-      -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 > "$WORK/restart.log" 2>&1
+      -r "${BENCH_RESTART_RATE:-200000}" -X linger.ms=5 -X queue.buffering.max.kbytes=1048576 \
+      > "$WORK/restart.log" 2>&1
     objs=$(find "$WORK/restart-data/wal" -name '*.parquet' | wc -l)
     ready_time() { # label: start, time until /ready answers 200
       local s e; s=$(date +%s.%N)

@@ -129,6 +129,7 @@ impl Broker {
                 flush_interval: Duration::from_millis(settings.flush_interval_ms()),
                 zstd_level: settings.performance.compression_level,
                 max_object_bytes: settings.storage.max_object_bytes,
+                max_in_flight: if settings.storage_is_s3() { 4 } else { 1 },
                 decode_budget: decode_budget.clone(),
             },
             wal.clone(),

@@ -9,9 +9,9 @@
 //! records are buffered, or otherwise as soon as `flush_interval` has passed since the previous
 //! flush started: a quiet broker flushes an append at once (low latency), a busy one at most
 //! once per interval. One object holds at most `max_object_bytes` (decoded); a larger backlog
-//! is written as several. Two flushes are in flight at most (the next object is encoded while
-//! the previous one is written); what arrives meanwhile accumulates for the next one (group
-//! commit). Flushes complete in any order but are *delivered* in flush order, so every leader
+//! is written as several. One flush is in flight at a time on a local folder, up to four on S3
+//! (the next object is encoded and sent while the previous PUT is in flight); what arrives
+//! meanwhile accumulates for the next one (group commit). Flushes complete in any order but are *delivered* in flush order, so every leader
 //! sees its durable ranges in offset order.
 //!
 //! A flush takes its share of the decode budget, encodes Parquet on the blocking pool, writes
@@ -115,6 +115,10 @@ pub struct WriterConfig {
     pub zstd_level: i32,
     /// Largest object one flush writes (by decoded size); a larger backlog takes several.
     pub max_object_bytes: usize,
+    /// Flushes in flight at once, their results delivered in flush order: 1 on a local folder
+    /// (fsyncs are the cost: one at a time, group commit), more on S3 (a PUT's latency is: the
+    /// next object is encoded and sent while the previous one is in flight).
+    pub max_in_flight: usize,
     /// The broker-wide decode budget: encoding a flush decompresses its batches and builds
     /// columns (about three times their decoded size), so flushes take their share of it
     /// before they start and cannot multiply memory.
@@ -138,10 +142,6 @@ struct PartitionBuffer {
     /// Deleted while a write of it was in flight: answered and removed when it ends.
     forgotten: Option<Vec<oneshot::Sender<()>>>,
 }
-
-/// Flushes in flight at once: the next object is encoded while the previous one is written.
-/// Their results are delivered in flush order.
-const MAX_FLUSHES_IN_FLIGHT: usize = 2;
 
 /// A flush being encoded or written.
 struct InFlight {
@@ -180,7 +180,7 @@ pub struct SegmentWriter {
     messages: usize,
     /// When the previous flush started.
     last_flush: Option<Instant>,
-    /// Flushes being encoded or written, oldest first (at most [`MAX_FLUSHES_IN_FLIGHT`]).
+    /// Flushes being encoded or written, oldest first (at most `max_in_flight`).
     in_flight: VecDeque<InFlight>,
     next_flush_id: u64,
     timer_armed: bool,
@@ -293,7 +293,9 @@ impl SegmentWriter {
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.len() >= MAX_FLUSHES_IN_FLIGHT || self.bytes == 0 && self.messages == 0 {
+        if self.in_flight.len() >= self.cfg.max_in_flight.max(1)
+            || self.bytes == 0 && self.messages == 0
+        {
             return;
         }
         let due = self
@@ -370,7 +372,7 @@ impl SegmentWriter {
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight.len() >= MAX_FLUSHES_IN_FLIGHT {
+        if self.in_flight.len() >= self.cfg.max_in_flight.max(1) {
             return;
         }
         let (parts, decoded) = self.take_flush();
