@@ -57,14 +57,25 @@ produce() { # name topic size count acks codec [extra]
   read -r msgs mb < <(grep -E '^\| +[0-9]' "$log" | tail -1 | awk -F'|' '{gsub(/ /,""); print $7, $8}')
   printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
 }
-consume() { # name topic count
-  local name=$1 topic=$2 count=$3 log=$WORK/$1.log
+fetch_bytes() { # source → Heraclitus' fetch bytes counter (empty for other brokers)
+  curl -sf "http://127.0.0.1:$((PORT + 1))/metrics" 2>/dev/null \
+    | awk -v s="heraclitus_fetch_bytes_total{source=\"$1\"}" '{ if (index($0, s) == 1) v = $2 }
+                                                              END { if (NR) print v + 0 }'
+}
+consume() { # name topic count [payload bytes per record]
+  local name=$1 topic=$2 count=$3 log=$WORK/$1.log size=${4:-1024}
+  local hot0 cold0; hot0=$(fetch_bytes hot); cold0=$(fetch_bytes cold)
   "$PERF" -C -t "$topic" -p 0 -b 127.0.0.1:$PORT -o beginning -c "$count" -u \
     -X fetch.max.bytes=52428800 -X max.partition.fetch.bytes=10485760 > "$log" 2>&1
   # Last row of the -u table: | elapsed | msgs | bytes | rtt | m/s | MB/s | …
   local msgs mb
   read -r msgs mb < <(grep -E '^\| +[0-9]' "$log" | tail -1 | awk -F'|' '{gsub(/ /,""); print $6, $7}')
   printf "%-44s %10s msg/s %9s MB/s   rss %s MB\n" "$name" "$msgs" "$mb" "$(rss_mb)" | tee -a "$OUT"
+  # Bytes on the wire per GB of payload consumed, from the hot tail and rebuilt from storage.
+  local hot1 cold1; hot1=$(fetch_bytes hot); cold1=$(fetch_bytes cold)
+  [ -n "$hot1" ] && awk -v n="$name" -v h="$(awk -v a="$hot1" -v b="${hot0:-0}" 'BEGIN{print a-b}')" \
+    -v c="$(awk -v a="$cold1" -v b="${cold0:-0}" 'BEGIN{print a-b}')" -v p="$((count * size))" \
+    'BEGIN { printf "%-44s wire bytes per GB of payload: hot %.2f GB, cold %.2f GB\n", n, h / p, c / p }' | tee -a "$OUT"
 }
 latency() { # name: 1,000 msg/s for 10 s, acks=all; prints p50/p99/max from -A file
   local name=$1 f=$WORK/lat.txt
@@ -93,6 +104,7 @@ heraclitus_suite() { # label dsn
   if [ "$dsn" != memory:// ]; then
     start_heraclitus "$dsn" || return
     consume "[$label] consume 1KiB cold (after restart)" t1k "$N"
+    consume "[$label] consume 1KiB lz4-produced, cold" t1klz4 "$N"
     stop_broker
   fi
 }
