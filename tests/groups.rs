@@ -320,6 +320,23 @@ fn static_member_restart_does_not_rebalance() {
     );
 }
 
+/// Commit a message synchronously, retrying while the group completes a rebalance: like Kafka,
+/// the coordinator answers REBALANCE_IN_PROGRESS to commits that arrive between JoinGroup and
+/// SyncGroup (a cooperative member keeps consuming meanwhile).
+fn commit_sync<C: ConsumerContext>(c: &BaseConsumer<C>, m: &rdkafka::message::BorrowedMessage<'_>) {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    for _ in 0..200 {
+        match c.commit_message(m, CommitMode::Sync) {
+            Ok(()) => return,
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("commit: {e}"),
+        }
+    }
+    panic!("commit still refused after 10 s");
+}
+
 /// cooperative-sticky: incremental assignment across two consumers, all messages consumed once.
 #[test]
 fn cooperative_sticky_incremental_assignment() {
@@ -335,7 +352,7 @@ fn cooperative_sticky_incremental_assignment() {
     while assigned(&c1) < 4 && Instant::now() < deadline {
         if let Some(Ok(m)) = c1.poll(Duration::from_millis(50)) {
             seen.insert((m.partition(), m.offset()));
-            c1.commit_message(&m, CommitMode::Sync).unwrap();
+            commit_sync(&c1, &m);
         }
     }
     assert_eq!(assigned(&c1), 4);
@@ -348,7 +365,7 @@ fn cooperative_sticky_incremental_assignment() {
         for c in [&c1, &c2] {
             if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
                 assert!(seen.insert((m.partition(), m.offset())), "no re-delivery");
-                c.commit_message(&m, CommitMode::Sync).unwrap();
+                commit_sync(c, &m);
             }
         }
     }
