@@ -509,24 +509,7 @@ fn one_put_per_flush_whatever_the_partition_count() {
     let flushes = "heraclitus_segment_flushes_total";
     let (puts0, flushes0) = (metric(b.http, puts), metric(b.http, flushes));
     for round in 0..20 {
-        let mut td = TopicProduceData::default();
-        td.name = TopicName(StrBytes::from_static_str("wide"));
-        td.partition_data = (0..1000)
-            .map(|p| {
-                let mut pd = PartitionProduceData::default();
-                pd.index = p;
-                pd.records = Some(batch(&[format!("r{round}-{p}").as_bytes()]));
-                pd
-            })
-            .collect();
-        let mut req = ProduceRequest::default();
-        req.acks = -1;
-        req.timeout_ms = 10_000;
-        req.topic_data = vec![td];
-        let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
-        else {
-            panic!()
-        };
+        let r = produce_everywhere(&mut raw, "wide", 1000, round);
         let parts = &r.responses[0].partition_responses;
         assert_eq!(parts.len(), 1000);
         assert!(parts
@@ -588,24 +571,7 @@ fn compaction_gets_follow_objects_not_partitions() {
     let (gets0, puts0) = (metric(b.http, gets), metric(b.http, puts));
     let flushes0 = metric(b.http, "heraclitus_segment_flushes_total");
     for round in 0..10 {
-        let mut td = TopicProduceData::default();
-        td.name = TopicName(StrBytes::from_static_str("spread"));
-        td.partition_data = (0..200)
-            .map(|p| {
-                let mut pd = PartitionProduceData::default();
-                pd.index = p;
-                pd.records = Some(batch(&[format!("r{round}-{p}").as_bytes()]));
-                pd
-            })
-            .collect();
-        let mut req = ProduceRequest::default();
-        req.acks = -1;
-        req.timeout_ms = 10_000;
-        req.topic_data = vec![td];
-        let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
-        else {
-            panic!()
-        };
+        let r = produce_everywhere(&mut raw, "spread", 200, round);
         assert!(r.responses[0]
             .partition_responses
             .iter()
@@ -636,4 +602,28 @@ fn compaction_gets_follow_objects_not_partitions() {
         );
     }
     b.stop();
+}
+
+/// One Produce request (acks=-1) with a one-record batch `r{round}-{p}` for each of
+/// `partitions` partitions of `topic`.
+fn produce_everywhere(raw: &mut Raw, topic: &str, partitions: i32, round: i64) -> ProduceResponse {
+    let mut td = TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(topic.to_string()));
+    td.partition_data = (0..partitions)
+        .map(|p| {
+            let mut pd = PartitionProduceData::default();
+            pd.index = p;
+            pd.records = Some(batch(&[format!("r{round}-{p}").as_bytes()]));
+            pd
+        })
+        .collect();
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 10_000;
+    req.topic_data = vec![td];
+    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 9, RequestKind::Produce(req))
+    else {
+        panic!()
+    };
+    r
 }
