@@ -22,8 +22,9 @@ pub struct Settings {
     pub advertised_host: String,
     /// Port advertised to clients; defaults to the bound Kafka port.
     pub advertised_port: Option<u16>,
-    /// This broker's node id.
-    pub node_id: i32,
+    /// This broker's node id (1 when unset in standalone mode; in cluster mode assigned through
+    /// the metadata store when unset, and kept across restarts at the same advertised address).
+    pub node_id: Option<i32>,
     /// Create unknown topics on Metadata/Produce requests.
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with num_partitions = -1.
@@ -63,6 +64,40 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub performance: PerformanceSettings,
     pub auth: AuthSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// Cluster mode: several brokers over one storage path, coordinated through PostgreSQL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// PostgreSQL DSN (`postgres://user@host:5432/db`); unset = standalone broker.
+    pub metadata_store: Option<String>,
+    /// This broker's rack (Metadata reports it; leaders are spread over racks).
+    pub rack: Option<String>,
+    /// How often this broker renews its lease.
+    pub heartbeat_interval_ms: u64,
+    /// A broker whose lease was not renewed for this long is dead: its partitions and group
+    /// coordinator slots move to the live brokers with a new leader epoch.
+    pub session_timeout_ms: u64,
+    /// How often a broker looks for assignment changes in the store.
+    pub poll_interval_ms: u64,
+    /// Group coordinator slots (Kafka's `offsets.topic.num.partitions`); fixed when the
+    /// cluster is first created.
+    pub coordinator_slots: i32,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            metadata_store: None,
+            rack: None,
+            heartbeat_interval_ms: 1000,
+            session_timeout_ms: 6000,
+            poll_interval_ms: 250,
+            coordinator_slots: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -201,7 +236,7 @@ impl Default for Settings {
             http_port: 9093,
             advertised_host: "127.0.0.1".into(),
             advertised_port: None,
-            node_id: 1,
+            node_id: None,
             auto_create_topics: true,
             default_partitions: 1,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -222,6 +257,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             performance: PerformanceSettings::default(),
             auth: AuthSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -411,6 +447,39 @@ impl Settings {
         if self.advertised_host.trim().is_empty() {
             return bad("advertised_host", "must not be empty");
         }
+        if self.node_id.is_some_and(|n| n < 0) {
+            return bad("node_id", "must be 0 or more");
+        }
+        let c = &self.cluster;
+        if let Some(dsn) = &c.metadata_store {
+            if dsn.parse::<tokio_postgres::Config>().is_err() {
+                return bad(
+                    "cluster.metadata_store",
+                    "not a PostgreSQL connection string (postgres://user@host:port/db)",
+                );
+            }
+            if self.storage.path.starts_with("memory://") {
+                return bad(
+                    "storage.path",
+                    "cluster mode needs storage all brokers share (a folder or s3://), not memory://",
+                );
+            }
+        }
+        if c.heartbeat_interval_ms == 0 || c.poll_interval_ms == 0 {
+            return bad(
+                "cluster.heartbeat_interval_ms",
+                "intervals must be at least 1 ms",
+            );
+        }
+        if c.session_timeout_ms < 2 * c.heartbeat_interval_ms {
+            return bad(
+                "cluster.session_timeout_ms",
+                "must be at least twice cluster.heartbeat_interval_ms",
+            );
+        }
+        if !(1..=1000).contains(&c.coordinator_slots) {
+            return bad("cluster.coordinator_slots", "must be between 1 and 1000");
+        }
         let p = &self.metrics.prefix;
         let valid_prefix = p
             .chars()
@@ -491,11 +560,37 @@ impl Settings {
                 mask(v);
             }
         }
+        if let Some(dsn) = s.cluster.metadata_store.as_mut() {
+            *dsn = mask_dsn_password(dsn);
+        }
         let value = serde_json::to_value(&s).unwrap_or_default();
         let mut out = String::new();
         yaml_value(&value, 0, &mut out);
         out
     }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`; key=value DSNs get their
+/// `password=` value masked.
+fn mask_dsn_password(dsn: &str) -> String {
+    if let Some((scheme, rest)) = dsn.split_once("://") {
+        if let Some((auth, host)) = rest.split_once('@') {
+            if let Some((user, _)) = auth.split_once(':') {
+                return format!("{scheme}://{user}:****@{host}");
+            }
+        }
+        return dsn.to_string();
+    }
+    dsn.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=****".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Emit a JSON value as block-style YAML (strings double-quoted, JSON escapes being valid

@@ -15,6 +15,9 @@ pub mod code {
     pub const INVALID_FETCH_SIZE: i16 = 4;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const MESSAGE_TOO_LARGE: i16 = 10;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
@@ -92,6 +95,13 @@ pub enum Error {
     LimitReached(String),
     #[error("the partition is not available (shutting down or deleted)")]
     NotLeader,
+    /// This broker does not coordinate the group (cluster mode: another broker holds its slot).
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
+    /// The partition's leadership moved to another broker (cluster mode: the commit of a flush
+    /// found a newer leader epoch): nothing of it was acknowledged.
+    #[error("leadership of the partition moved to another broker")]
+    Fenced,
     #[error("request timed out")]
     Timeout,
     #[error("storage: {0}")]
@@ -131,7 +141,8 @@ impl Error {
             // Retriable: the deletion finishes on its own.
             Error::TopicDeletionInProgress(_) => REQUEST_TIMED_OUT,
             Error::LimitReached(_) => POLICY_VIOLATION,
-            Error::NotLeader => NOT_LEADER_OR_FOLLOWER,
+            Error::NotLeader | Error::Fenced => NOT_LEADER_OR_FOLLOWER,
+            Error::NotCoordinator => NOT_COORDINATOR,
             Error::Timeout => REQUEST_TIMED_OUT,
             // Retriable: the client retries the produce; nothing was acknowledged.
             Error::Storage(_) | Error::AlreadyExists(_) => KAFKA_STORAGE_ERROR,

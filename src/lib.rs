@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod group;

@@ -28,6 +28,12 @@ struct Cli {
     /// Host advertised to clients.
     #[arg(long)]
     advertised_host: Option<String>,
+    /// This broker's node id (cluster mode: assigned through the metadata store when absent).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// PostgreSQL DSN of the cluster metadata store: runs this broker in cluster mode.
+    #[arg(long, value_name = "DSN")]
+    metadata_store: Option<String>,
     /// Log at debug level (RUST_LOG, when set, wins).
     #[arg(long)]
     debug: bool,
@@ -147,6 +153,12 @@ fn main() {
     }
     if let Some(h) = cli.advertised_host {
         settings.advertised_host = h;
+    }
+    if let Some(n) = cli.node_id {
+        settings.node_id = Some(n);
+    }
+    if let Some(d) = cli.metadata_store {
+        settings.cluster.metadata_store = Some(d);
     }
     if let Err(e) = settings.validate() {
         eprintln!("heraclitus: {e}");

@@ -311,13 +311,13 @@ impl Collector for BrokerCollector {
         );
         let mut ends = std::collections::HashMap::new();
         for t in b.topics() {
-            for (i, p) in t.partitions.iter().enumerate() {
+            for (i, p) in t.local_partitions() {
                 let part = i.to_string();
                 let h = p.stats.high_watermark.load(Ordering::Relaxed);
                 hw.with_label_values(&[&t.name, &part]).set(h);
                 ls.with_label_values(&[&t.name, &part])
                     .set(p.stats.log_start.load(Ordering::Relaxed));
-                ends.insert((t.name.clone(), i as i32), h);
+                ends.insert((t.name.clone(), i), h);
             }
         }
         let hot = self.gauge_vec(

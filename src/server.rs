@@ -59,6 +59,11 @@ pub async fn start_with_storage(settings: Settings, storage: Storage) -> Result<
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
 
+    let mut settings = settings;
+    if settings.advertised_port.is_none() {
+        // Known before the broker starts: cluster mode registers it in the metadata store.
+        settings.advertised_port = Some(kafka_addr.port());
+    }
     let metrics = crate::metrics::Metrics::new(&settings.metrics.prefix);
     let storage = storage.with_metrics(metrics.clone());
     let prefix = settings.metrics.prefix.clone();
@@ -115,6 +120,8 @@ impl Running {
         {
             tracing::warn!("shutdown: pending appends not flushed within {timeout:?}");
         }
+        // Cluster mode: hand leadership over now rather than after the session timeout.
+        self.broker.leave_cluster().await;
         // Give in-flight responses a moment to be written.
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.http.stop(true).await;

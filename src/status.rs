@@ -100,14 +100,12 @@ impl Status {
                 id: crate::storage::hex_id(&t.id),
                 configs: t.configs.clone(),
                 partitions: t
-                    .partitions
-                    .iter()
-                    .enumerate()
+                    .local_partitions()
                     .map(|(i, p)| {
                         let hw = p.stats.high_watermark.load(Ordering::Relaxed);
-                        ends.insert((t.name.clone(), i as i32), hw);
+                        ends.insert((t.name.clone(), i), hw);
                         PartitionInfo {
-                            partition: i as i32,
+                            partition: i,
                             log_start_offset: p.stats.log_start.load(Ordering::Relaxed),
                             high_watermark: hw,
                             bytes: p.stats.size_bytes.load(Ordering::Relaxed),

@@ -2,6 +2,7 @@
 //! leader actor, topic creation/deletion (persisted under `meta/topics/`), and start-up
 //! recovery (one LIST of the store to rebuild topics, segment indexes and next offsets).
 
+mod cluster;
 mod compactor;
 pub mod producer_ids;
 pub mod topic;
@@ -35,6 +36,11 @@ pub struct Partition {
     pub addr: Addr<PartitionLeader>,
     pub high_watermark: watch::Receiver<i64>,
     pub stats: Arc<PartitionStats>,
+    /// The leader epoch this broker leads the partition under (0 in standalone mode).
+    pub epoch: i32,
+    /// The partition's epochs with their start offsets, oldest first (cluster mode; empty in
+    /// standalone mode, where epoch 0 is the only one).
+    pub epochs: Arc<Vec<(i32, i64)>>,
 }
 
 /// A live topic.
@@ -43,17 +49,40 @@ pub struct Topic {
     pub created_ms: i64,
     pub log_start: BTreeMap<i32, i64>,
     pub id: [u8; 16],
-    pub partitions: Vec<Partition>,
+    /// Every partition of the topic; `None` where another broker leads it (cluster mode).
+    pub partitions: Vec<Option<Partition>>,
     pub configs: BTreeMap<String, String>,
     pub retention: Arc<RwLock<Retention>>,
 }
 
 impl Topic {
+    /// The partition's leader when this broker leads it.
     pub fn partition(&self, p: i32) -> Option<&Partition> {
         if p < 0 {
             return None;
         }
-        self.partitions.get(p as usize)
+        self.partitions.get(p as usize)?.as_ref()
+    }
+
+    /// The partition's leader on this broker: UNKNOWN_TOPIC_OR_PARTITION for a partition the
+    /// topic does not have, NOT_LEADER_OR_FOLLOWER for one another broker leads.
+    pub fn local(&self, p: i32) -> Result<&Partition> {
+        if p < 0 || p as usize >= self.partitions.len() {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        self.partitions[p as usize].as_ref().ok_or(Error::NotLeader)
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    /// The partitions this broker leads, with their index.
+    pub fn local_partitions(&self) -> impl Iterator<Item = (i32, &Partition)> {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as i32, p.as_ref()?)))
     }
 
     /// The codec the topic's `compression.type` imposes (`None` for `producer`).
@@ -82,6 +111,10 @@ impl Topic {
 /// The broker: everything a handler needs.
 pub struct Broker {
     pub settings: Settings,
+    /// This broker's node id (configured, or assigned by the metadata store).
+    node_id: i32,
+    /// Cluster mode: membership and the routing view; `None` for a standalone broker.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub storage: Storage,
     pub cluster_id: String,
     pub cache: Arc<SegmentCache>,
@@ -120,7 +153,22 @@ impl Broker {
     ) -> Result<Arc<Broker>> {
         let decode_budget =
             crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
-        let wal = Arc::new(Mutex::new(WalIndex::new(0)));
+        let (cluster, cluster_id) = match &settings.cluster.metadata_store {
+            Some(dsn) => {
+                let (c, id) = cluster::join(&settings, dsn).await?;
+                (Some(c), Some(id))
+            }
+            None => (None, None),
+        };
+        let node_id = cluster
+            .as_ref()
+            .map_or(settings.node_id.unwrap_or(1), |c| c.node_id);
+        let wal = Arc::new(Mutex::new(match &cluster {
+            // Cluster mode: object names carry the node id and this process's incarnation,
+            // so no two brokers (or two runs of one) ever write the same name.
+            Some(c) => WalIndex::with_prefix(format!("{}-{}-", c.node_id, c.incarnation)),
+            None => WalIndex::new(0),
+        }));
         let (writer, writer_tx) = SegmentWriter::start_writer(
             storage.clone(),
             WriterConfig {
@@ -131,6 +179,7 @@ impl Broker {
                 max_object_bytes: settings.storage.max_object_bytes,
                 max_in_flight: if settings.storage_is_s3() { 4 } else { 1 },
                 decode_budget: decode_budget.clone(),
+                cluster: cluster.clone(),
             },
             wal.clone(),
             metrics.clone(),
@@ -149,9 +198,17 @@ impl Broker {
             wal,
             zstd_level: settings.performance.compression_level,
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
+            cluster_mode: cluster.is_some(),
         };
-        let cluster_id = load_or_create_cluster_id(&storage).await?;
-        let pids = producer_ids::ProducerIds::load(&storage).await?;
+        let cluster_id = match cluster_id {
+            Some(id) => id,
+            None => load_or_create_cluster_id(&storage).await?,
+        };
+        let pids = if cluster.is_some() {
+            producer_ids::ProducerIds::empty()
+        } else {
+            producer_ids::ProducerIds::load(&storage).await?
+        };
         let users = Arc::new(
             crate::auth::Users::from_settings(&settings.auth).map_err(Error::InvalidConfig)?,
         );
@@ -166,11 +223,14 @@ impl Broker {
                 initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
             },
             arbiters.clone(),
+            cluster.clone(),
         );
         let unflushed_total_kib = u32::try_from(settings.max_unflushed_bytes / 1024)
             .unwrap_or(u32::MAX)
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
         let broker = Arc::new(Broker {
+            node_id,
+            cluster,
             advertised_port: AtomicU16::new(settings.advertised_port()),
             settings,
             storage,
@@ -193,6 +253,11 @@ impl Broker {
             unflushed: Arc::new(tokio::sync::Semaphore::new(unflushed_total_kib as usize)),
             unflushed_total_kib,
         });
+        if broker.cluster.is_some() {
+            broker.start_cluster().await?;
+            broker.ready.store(true, Ordering::SeqCst);
+            return Ok(broker);
+        }
         broker.recover().await?;
         broker.write_checkpoint().await;
         let interval = Duration::from_millis(broker.settings.storage.checkpoint_interval_ms.max(1));
@@ -239,7 +304,11 @@ impl Broker {
 
     /// A producer id never handed out before (InitProducerId).
     pub async fn allocate_producer_id(&self) -> Result<i64> {
-        self.producer_ids.lock().await.allocate(&self.storage).await
+        let mut ids = self.producer_ids.lock().await;
+        match &self.cluster {
+            Some(c) => ids.allocate_from_store(&c.store).await,
+            None => ids.allocate(&self.storage).await,
+        }
     }
 
     /// KiB of the unflushed budget a Produce frame of `len` bytes takes (at most all of it).
@@ -255,7 +324,48 @@ impl Broker {
     }
 
     pub fn node_id(&self) -> i32 {
-        self.settings.node_id
+        self.node_id
+    }
+
+    /// The brokers clients may talk to: every live broker in cluster mode, else this one.
+    pub fn live_brokers(&self) -> Vec<crate::cluster::store::BrokerInfo> {
+        let me = || crate::cluster::store::BrokerInfo {
+            node_id: self.node_id,
+            host: self.advertised_host().to_string(),
+            port: i32::from(self.advertised_port()),
+            rack: self.settings.cluster.rack.clone(),
+        };
+        match &self.cluster {
+            None => vec![me()],
+            Some(c) => {
+                let b = c.brokers();
+                if b.is_empty() {
+                    vec![me()]
+                } else {
+                    b
+                }
+            }
+        }
+    }
+
+    /// The controller's node id (this broker in standalone mode).
+    pub fn controller_id(&self) -> i32 {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.controller())
+            .unwrap_or(self.node_id)
+    }
+
+    /// A partition's leader (-1 when it has none right now) and leader epoch.
+    pub fn leader_of(&self, topic: &Topic, p: i32) -> (i32, i32) {
+        match &self.cluster {
+            None => (self.node_id, 0),
+            Some(c) => match c.leader_of(&topic.id, p) {
+                Some((Some(l), e)) if c.broker(l).is_some() => (l, e),
+                Some((_, e)) => (-1, e),
+                None => (-1, 0),
+            },
+        }
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -313,7 +423,15 @@ impl Broker {
         for p in 0..meta.partitions {
             let segs = segments.remove(&p).unwrap_or_default();
             let start = meta.log_start.get(&p).copied();
-            partitions.push(self.spawn_partition(&meta.name, id, p, segs, start, &retention));
+            partitions.push(Some(self.spawn_partition(
+                &meta.name,
+                id,
+                p,
+                segs,
+                start,
+                &retention,
+                (0, Arc::new(Vec::new())),
+            )));
         }
         Ok(Arc::new(Topic {
             name: meta.name.clone(),
@@ -334,10 +452,17 @@ impl Broker {
         segments: Vec<SegmentMeta>,
         log_start: Option<i64>,
         retention: &Arc<RwLock<Retention>>,
+        (epoch, epochs): (i32, Arc<Vec<(i32, i64)>>),
     ) -> Partition {
         let tp = TopicPartition::with_id(topic, topic_id, p);
-        let (leader, hw, stats) =
-            PartitionLeader::new(tp, segments, log_start, self.env.clone(), retention.clone());
+        let (leader, hw, stats) = PartitionLeader::new(
+            tp,
+            segments,
+            log_start,
+            self.env.clone(),
+            retention.clone(),
+            epoch,
+        );
         let addr = if self.arbiters.is_empty() {
             leader.start()
         } else {
@@ -348,6 +473,8 @@ impl Broker {
             addr,
             high_watermark: hw,
             stats,
+            epoch,
+            epochs,
         }
     }
 
@@ -402,12 +529,17 @@ impl Broker {
         }
         let _g = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
-        let mut meta = Self::meta_of(&topic, topic.partitions.len() as i32, configs.clone());
-        meta.log_start = topic.log_start.clone();
-        let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
-        self.storage
-            .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
-            .await?;
+        if let Some(c) = &self.cluster {
+            c.store.set_topic_configs(&topic.id, &configs).await?;
+        } else {
+            let mut meta = Self::meta_of(&topic, topic.partitions.len() as i32, configs.clone());
+            meta.log_start = topic.log_start.clone();
+            let doc =
+                serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
+            self.storage
+                .put_overwrite(&topic_meta_path(name), Bytes::from(doc))
+                .await?;
+        }
         let r = self.retention_of(&configs);
         if let Ok(mut w) = topic.retention.write() {
             *w = r;
@@ -419,11 +551,16 @@ impl Broker {
     /// DeleteRecords on one partition; the new log start offset is persisted in the topic's
     /// metadata before it is reported.
     pub async fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64> {
+        if self.cluster.is_some() {
+            // Moving the log start is an index change; in cluster mode the index is the
+            // metadata store's, and leaders do not rewrite it yet.
+            return Err(Error::InvalidRequest(
+                "DeleteRecords is not supported in cluster mode yet".into(),
+            ));
+        }
         let _g = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
-        let part = topic
-            .partition(partition)
-            .ok_or(Error::UnknownTopicOrPartition)?;
+        let part = topic.local(partition)?;
         let low = part
             .addr
             .send(crate::log::leader::DeleteRecords(offset))
@@ -469,6 +606,16 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        if let Some(c) = self.cluster.clone() {
+            c.store.grow_topic(&topic.id, current, count).await?;
+            drop(_g);
+            if c.controller() == Some(c.node_id) {
+                let _ = c.store.balance(c.session_timeout()).await;
+            }
+            self.await_leaders(name, Duration::from_secs(5)).await;
+            tracing::info!("topic {name} grown from {current} to {count} partitions");
+            return Ok(());
+        }
         let mut meta = Self::meta_of(&topic, count, topic.configs.clone());
         meta.log_start = topic.log_start.clone();
         let doc = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Internal(e.to_string()))?;
@@ -477,14 +624,15 @@ impl Broker {
             .await?;
         let mut partitions = topic.partitions.clone();
         for p in current..count {
-            partitions.push(self.spawn_partition(
+            partitions.push(Some(self.spawn_partition(
                 name,
                 topic.id,
                 p,
                 Vec::new(),
                 None,
                 &topic.retention,
-            ));
+                (0, Arc::new(Vec::new())),
+            )));
         }
         let grown = Arc::new(Topic {
             name: topic.name.clone(),
@@ -557,6 +705,12 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>> {
+        if self.cluster.is_some() {
+            self.check_create(name, partitions, &configs)?;
+            let t = self.cluster_create_topic(name, partitions, configs).await?;
+            self.await_leaders(name, Duration::from_secs(5)).await;
+            return Ok(self.topic(name).unwrap_or(t));
+        }
         let _g = self.admin.lock().await;
         self.check_create(name, partitions, &configs)?;
         let id = uuid::Uuid::new_v4();
@@ -587,6 +741,12 @@ impl Broker {
     /// deleted; the tombstone goes last. A crash anywhere in between leaves the tombstone, and
     /// recovery finishes the deletion of exactly that topic id's objects.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        if self.cluster.is_some() {
+            let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+            self.cluster_delete_topic(&topic).await?;
+            tracing::info!("deleted topic {name}");
+            return Ok(());
+        }
         let topic = {
             let _g = self.admin.lock().await;
             let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
@@ -616,11 +776,11 @@ impl Broker {
     /// Stop a deleted topic's partitions, wait for their writes, delete their objects and
     /// finally the tombstone.
     async fn purge_topic(&self, topic: &Topic) -> Result<()> {
-        for (i, p) in topic.partitions.iter().enumerate() {
+        for (i, p) in topic.local_partitions() {
             let _ = p.addr.send(Stop).await;
             let (tx, rx) = tokio::sync::oneshot::channel();
             let forget = WriterCmd::Forget {
-                tp: TopicPartition::with_id(&topic.name, topic.id, i as i32),
+                tp: TopicPartition::with_id(&topic.name, topic.id, i),
                 done: Some(tx),
             };
             if self.env.writer.send(forget).await.is_ok() {

@@ -35,6 +35,27 @@ impl ProducerIds {
         })
     }
 
+    /// Cluster mode: nothing reserved yet; blocks come from the metadata store.
+    pub fn empty() -> ProducerIds {
+        ProducerIds {
+            next: 0,
+            block_end: 0,
+        }
+    }
+
+    /// A fresh producer id from blocks the cluster's metadata store reserves (atomically, so
+    /// two brokers never hand out the same id).
+    pub async fn allocate_from_store(&mut self, store: &crate::cluster::store::Store) -> Result<i64> {
+        if self.next >= self.block_end {
+            let start = store.reserve_producer_ids(BLOCK).await?;
+            self.next = start;
+            self.block_end = start + BLOCK;
+        }
+        let id = self.next;
+        self.next += 1;
+        Ok(id)
+    }
+
     /// A fresh producer id; persists a new block reservation when the current one is used up.
     pub async fn allocate(&mut self, storage: &Storage) -> Result<i64> {
         if self.next >= self.block_end {

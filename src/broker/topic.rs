@@ -425,7 +425,7 @@ pub fn describe_topic(
 }
 
 /// The broker's configs (read-only: they come from heraclitus.yaml / env / flags).
-pub fn describe_broker(s: &crate::config::Settings) -> Vec<ConfigEntry> {
+pub fn describe_broker(s: &crate::config::Settings, node_id: i32) -> Vec<ConfigEntry> {
     let e = |name: &str, value: String, t: i8, doc: &'static str| ConfigEntry {
         name: name.to_string(),
         value,
@@ -436,7 +436,7 @@ pub fn describe_broker(s: &crate::config::Settings) -> Vec<ConfigEntry> {
         default: None,
     };
     vec![
-        e("broker.id", s.node_id.to_string(), ctype::INT, "node_id"),
+        e("broker.id", node_id.to_string(), ctype::INT, "node_id"),
         e(
             "advertised.listeners",
             format!("PLAINTEXT://{}:{}", s.advertised_host, s.advertised_port()),

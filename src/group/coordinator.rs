@@ -7,10 +7,9 @@
 use super::state::{
     Effects, Group, GroupLimits, JoinRequest, JoinResult, Phase, Reply, SyncResult,
 };
-use super::{group_doc_path, CommittedOffset, GroupDoc};
+use super::{CommittedOffset, GroupDoc, OffsetStore};
 use crate::error::code;
 use crate::storage::writer::now_ms;
-use crate::storage::Storage;
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -80,7 +79,7 @@ struct CommitJob {
 pub struct GroupCoordinator {
     group: Group,
     offsets: BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
-    storage: Storage,
+    store: OffsetStore,
     joins: HashMap<String, oneshot::Sender<JoinResult>>,
     syncs: HashMap<String, oneshot::Sender<SyncResult>>,
     commit_queue: VecDeque<CommitJob>,
@@ -94,13 +93,13 @@ impl GroupCoordinator {
     pub fn new(
         doc: GroupDoc,
         limits: GroupLimits,
-        storage: Storage,
+        store: OffsetStore,
         published: super::SharedStats,
     ) -> GroupCoordinator {
         GroupCoordinator {
             group: Group::new(&doc.group, limits),
             offsets: doc.offsets,
-            storage,
+            store,
             joins: HashMap::new(),
             syncs: HashMap::new(),
             commit_queue: VecDeque::new(),
@@ -154,15 +153,8 @@ impl GroupCoordinator {
             group: self.group.id.clone(),
             offsets: next.clone(),
         };
-        let storage = self.storage.clone();
-        let path = group_doc_path(&self.group.id);
-        let fut = async move {
-            let body = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
-            storage
-                .put_overwrite(&path, Bytes::from(body))
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let store = self.store.clone();
+        let fut = async move { store.save(&doc).await };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.writing = false;
             let code = match res {
@@ -181,8 +173,13 @@ impl GroupCoordinator {
                         }
                     }
                     act.publish();
-                    // Retriable for clients; the commit is not visible.
-                    super::state::COORDINATOR_NOT_AVAILABLE
+                    // Retriable for clients; the commit is not visible. A deposed coordinator
+                    // (cluster mode) sends the client to the new one.
+                    if matches!(e, crate::error::Error::NotCoordinator) {
+                        crate::error::code::NOT_COORDINATOR
+                    } else {
+                        super::state::COORDINATOR_NOT_AVAILABLE
+                    }
                 }
             };
             for job in jobs {
@@ -574,10 +571,10 @@ impl Handler<DeleteGroup> for GroupCoordinator {
         if !self.group.is_empty() {
             return Box::pin(actix::fut::ready(NON_EMPTY_GROUP));
         }
-        let storage = self.storage.clone();
-        let path = group_doc_path(&self.group.id);
+        let store = self.store.clone();
+        let id = self.group.id.clone();
         Box::pin(
-            async move { storage.delete(&path).await }
+            async move { store.delete(&id).await }
                 .into_actor(self)
                 .map(|res, act, ctx| match res {
                     Ok(()) => {

@@ -21,12 +21,19 @@ pub fn handle(ctx: &RequestCtx, req: DescribeClusterRequest) -> DescribeClusterR
         resp.endpoint_type = BROKERS_ENDPOINT;
     }
     resp.cluster_id = StrBytes::from_string(b.cluster_id.clone());
-    resp.controller_id = BrokerId(b.node_id());
-    let mut br = DescribeClusterBroker::default();
-    br.broker_id = BrokerId(b.node_id());
-    br.host = StrBytes::from_string(b.advertised_host().to_string());
-    br.port = b.advertised_port() as i32;
-    resp.brokers = vec![br];
+    resp.controller_id = BrokerId(b.controller_id());
+    resp.brokers = b
+        .live_brokers()
+        .into_iter()
+        .map(|i| {
+            let mut br = DescribeClusterBroker::default();
+            br.broker_id = BrokerId(i.node_id);
+            br.host = StrBytes::from_string(i.host);
+            br.port = i.port;
+            br.rack = i.rack.map(StrBytes::from_string);
+            br
+        })
+        .collect();
     resp.cluster_authorized_operations = i32::MIN;
     resp
 }

@@ -31,7 +31,7 @@ pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsR
             BROKER => {
                 let name = r.resource_name.as_str();
                 if name.is_empty() || name == b.node_id().to_string() {
-                    Ok(describe_broker(&b.settings))
+                    Ok(describe_broker(&b.settings, b.node_id()))
                 } else {
                     Err((code::INVALID_REQUEST, format!("unknown broker {name}")))
                 }

@@ -14,6 +14,11 @@ pub async fn handle(ctx: &RequestCtx, req: DescribeGroupsRequest) -> DescribeGro
         let mut g = DescribedGroup::default();
         g.group_id = gid.clone();
         g.group_state = StrBytes::from_static_str("Dead");
+        if let Err(code) = ctx.broker.groups.route(gid.as_str()).await {
+            g.error_code = code;
+            resp.groups.push(g);
+            continue;
+        }
         if let Some(c) = ctx.broker.groups.get(gid.as_str()) {
             match c.send(Describe).await {
                 Ok(info) => {

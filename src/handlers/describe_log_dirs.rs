@@ -29,8 +29,7 @@ pub fn handle(ctx: &RequestCtx, req: DescribeLogDirsRequest) -> DescribeLogDirsR
         };
         let mut dt = DescribeLogDirsTopic::default();
         dt.name = TopicName(StrBytes::from_string(t.name.clone()));
-        for (i, p) in t.partitions.iter().enumerate() {
-            let i = i as i32;
+        for (i, p) in t.local_partitions() {
             if parts.is_some_and(|ps| !ps.contains(&i)) {
                 continue;
             }

@@ -28,6 +28,8 @@ struct Target {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    /// The leader epoch the client believes in (-1: not checked).
+    leader_epoch: i32,
     topic: Option<Arc<Topic>>,
 }
 
@@ -67,6 +69,7 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                leader_epoch: p.current_leader_epoch,
                 topic: topic.clone(),
             });
         }
@@ -151,11 +154,25 @@ async fn read_all(
             out.push((pd, chunks));
             continue;
         };
-        let Some(part) = topic.partition(t.partition) else {
-            pd.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
+        let part = match topic.local(t.partition) {
+            Ok(p) => p,
+            Err(e) => {
+                pd.error_code = e.code();
+                out.push((pd, chunks));
+                continue;
+            }
+        };
+        // KIP-320: a client that knows a newer epoch talks to a stale leader view; an older
+        // one must refresh its metadata.
+        if t.leader_epoch >= 0 && t.leader_epoch != part.epoch {
+            pd.error_code = if t.leader_epoch > part.epoch {
+                code::UNKNOWN_LEADER_EPOCH
+            } else {
+                code::FENCED_LEADER_EPOCH
+            };
             out.push((pd, chunks));
             continue;
-        };
+        }
         let hw = part.stats.high_watermark.load(Ordering::Relaxed);
         pd.high_watermark = hw;
         pd.last_stable_offset = hw;
@@ -239,7 +256,17 @@ async fn read_partition(
                             break 'outer;
                         }
                         size += b.bytes.len();
-                        chunks.push(b.bytes.clone());
+                        if part.epoch != 0 {
+                            // Cluster mode: served batches carry the serving leader's epoch
+                            // (every offset it serves is below the start of the next epoch).
+                            let mut v = bytes::BytesMut::from(&b.bytes[..]);
+                            crate::protocol::records::set_partition_leader_epoch(
+                                &mut v, part.epoch,
+                            );
+                            chunks.push(v.freeze());
+                        } else {
+                            chunks.push(b.bytes.clone());
+                        }
                     }
                     match group.last() {
                         Some(last) if last.last_offset >= at => at = last.last_offset + 1,

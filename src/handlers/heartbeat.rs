@@ -7,6 +7,10 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 pub async fn handle(ctx: &RequestCtx, req: HeartbeatRequest) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();
+    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+        resp.error_code = code;
+        return resp;
+    }
     let Some(coord) = ctx.broker.groups.get(req.group_id.as_str()) else {
         resp.error_code = UNKNOWN_MEMBER_ID;
         return resp;

@@ -35,14 +35,25 @@ pub async fn handle(ctx: &RequestCtx, req: JoinGroupRequest) -> JoinGroupRespons
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    let coord = ctx.broker.groups.get_or_create(req.group_id.as_str());
-    let r = match coord.send(Join(jr)).await {
-        Ok(r) => r,
-        Err(_) => crate::group::state::JoinResult::error(
+    let groups = &ctx.broker.groups;
+    let coord = match groups.route(req.group_id.as_str()).await {
+        Ok(()) => groups.get_or_create(req.group_id.as_str()),
+        Err(code) => {
+            resp.error_code = code;
+            resp.member_id = req.member_id;
+            return resp;
+        }
+    };
+    let r = match coord {
+        Some(coord) => coord.send(Join(jr)).await.ok(),
+        None => None,
+    }
+    .unwrap_or_else(|| {
+        crate::group::state::JoinResult::error(
             crate::group::state::COORDINATOR_NOT_AVAILABLE,
             req.member_id.as_str(),
-        ),
-    };
+        )
+    });
     resp.error_code = r.error;
     resp.generation_id = r.generation;
     resp.protocol_type = r.protocol_type.map(StrBytes::from_string);

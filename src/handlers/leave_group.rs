@@ -22,6 +22,19 @@ pub async fn handle(ctx: &RequestCtx, req: LeaveGroupRequest) -> LeaveGroupRespo
     } else {
         vec![(req.member_id.to_string(), None)]
     };
+    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+        resp.error_code = code;
+        for (member, inst) in leaving {
+            if ctx.version >= 3 {
+                let mut m = MemberResponse::default();
+                m.member_id = member.into();
+                m.group_instance_id = inst.map(Into::into);
+                m.error_code = code;
+                resp.members.push(m);
+            }
+        }
+        return resp;
+    }
     let codes = match ctx.broker.groups.get(req.group_id.as_str()) {
         None => vec![UNKNOWN_MEMBER_ID; leaving.len()],
         Some(c) => c

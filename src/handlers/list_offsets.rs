@@ -32,10 +32,16 @@ pub async fn handle(ctx: &RequestCtx, req: ListOffsetsRequest) -> ListOffsetsRes
             pr.offset = -1;
             // The field exists from v4; earlier versions must leave it at -1.
             pr.leader_epoch = if ctx.version >= 4 { 0 } else { -1 };
-            let part = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            let part = topic
+                .as_ref()
+                .ok_or(Error::UnknownTopicOrPartition)
+                .and_then(|t| t.local(p.partition_index));
+            if let (Ok(part), true) = (&part, ctx.version >= 4) {
+                pr.leader_epoch = part.epoch;
+            }
             let res = match part {
-                None => Err(Error::UnknownTopicOrPartition),
-                Some(part) => match part.addr.send(GetSnapshot).await {
+                Err(e) => Err(e),
+                Ok(part) => match part.addr.send(GetSnapshot).await {
                     Err(_) => Err(Error::NotLeader),
                     Ok(snap) => lookup(broker, &snap, p.timestamp, ctx.version).await,
                 },

@@ -1,5 +1,6 @@
-//! Metadata (v0–12): brokers (just us, at the advertised IPv4 address), cluster id, controller,
-//! topics with ids and partitions; auto-creates requested topics when allowed.
+//! Metadata (v0–12): brokers (this one standalone; every live broker in cluster mode), cluster
+//! id, controller, topics with ids and partitions with their leader and leader epoch;
+//! auto-creates requested topics when allowed.
 
 use super::RequestCtx;
 use crate::broker::Topic;
@@ -13,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn describe(ctx: &RequestCtx, t: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.broker.node_id());
     let mut out = MetadataResponseTopic::default();
     out.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
     out.topic_id = uuid::Uuid::from_bytes(t.id);
@@ -21,11 +21,17 @@ fn describe(ctx: &RequestCtx, t: &Topic) -> MetadataResponseTopic {
     out.partitions = (0..t.partitions.len() as i32)
         .map(|p| {
             let mut mp = MetadataResponsePartition::default();
+            let (leader, epoch) = ctx.broker.leader_of(t, p);
             mp.partition_index = p;
-            mp.leader_id = node;
-            mp.leader_epoch = 0;
-            mp.replica_nodes = vec![node];
-            mp.isr_nodes = vec![node];
+            mp.leader_id = BrokerId(leader);
+            mp.leader_epoch = epoch;
+            if leader < 0 {
+                // Cluster mode, between a leader's loss and its successor: retriable.
+                mp.error_code = code::LEADER_NOT_AVAILABLE;
+            } else {
+                mp.replica_nodes = vec![BrokerId(leader)];
+                mp.isr_nodes = vec![BrokerId(leader)];
+            }
             mp
         })
         .collect();
@@ -44,13 +50,20 @@ fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     let mut resp = MetadataResponse::default();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = StrBytes::from_string(broker.advertised_host().to_string());
-    b.port = broker.advertised_port() as i32;
-    resp.brokers = vec![b];
+    resp.brokers = broker
+        .live_brokers()
+        .into_iter()
+        .map(|i| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(i.node_id);
+            b.host = StrBytes::from_string(i.host);
+            b.port = i.port;
+            b.rack = i.rack.map(StrBytes::from_string);
+            b
+        })
+        .collect();
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
-    resp.controller_id = BrokerId(broker.node_id());
+    resp.controller_id = BrokerId(broker.controller_id());
     resp.cluster_authorized_operations = i32::MIN;
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.

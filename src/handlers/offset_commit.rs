@@ -22,7 +22,7 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
         for p in &t.partitions {
             let known = topic
                 .as_ref()
-                .is_some_and(|tp| tp.partition(p.partition_index).is_some());
+                .is_some_and(|tp| (0..tp.partition_count()).contains(&p.partition_index));
             if !known {
                 codes.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
@@ -44,18 +44,23 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
     }
     let result: Result<Vec<i16>, i16> = if req.group_id.is_empty() {
         Err(INVALID_GROUP_ID)
+    } else if let Err(code) = broker.groups.route(req.group_id.as_str()).await {
+        Err(code)
     } else if offsets.is_empty() {
         Ok(Vec::new())
     } else {
-        let c = broker.groups.get_or_create(req.group_id.as_str());
-        c.send(Commit {
-            member_id: req.member_id.to_string(),
-            instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-            generation: req.generation_id_or_member_epoch,
-            offsets,
-        })
-        .await
-        .unwrap_or(Err(COORDINATOR_NOT_AVAILABLE))
+        match broker.groups.get_or_create(req.group_id.as_str()) {
+            Some(c) => c
+                .send(Commit {
+                    member_id: req.member_id.to_string(),
+                    instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+                    generation: req.generation_id_or_member_epoch,
+                    offsets,
+                })
+                .await
+                .unwrap_or(Err(COORDINATOR_NOT_AVAILABLE)),
+            None => Err(code::NOT_COORDINATOR),
+        }
     };
     let mut resp = OffsetCommitResponse::default();
     let mut it = match &result {

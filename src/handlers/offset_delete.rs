@@ -12,6 +12,10 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 
 pub async fn handle(ctx: &RequestCtx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let mut resp = OffsetDeleteResponse::default();
+    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+        resp.error_code = code;
+        return resp;
+    }
     let Some(c) = ctx.broker.groups.get(req.group_id.as_str()) else {
         resp.error_code = GROUP_ID_NOT_FOUND;
         return resp;

@@ -21,6 +21,7 @@ async fn lookup(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Found, i16> {
+    ctx.broker.groups.route(group).await?;
     match ctx.broker.groups.get(group) {
         Some(c) => c
             .send(FetchOffsets(topics))

@@ -77,7 +77,7 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                         return Err(Error::InvalidRequiredAcks(acks));
                     }
                     let topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
-                    topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
+                    topic.local(idx)?;
                     let max = topic
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
@@ -126,7 +126,7 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     let appends = prepared.into_iter().map(|(idx, res)| async move {
         let res: Result<(Arc<Topic>, u64, u64, AppendTicket)> = async {
             let (topic, batch) = res?;
-            let part = topic.partition(idx).ok_or(Error::UnknownTopicOrPartition)?;
+            let part = topic.local(idx)?;
             let (len, count) = (
                 batch.bytes.len() as u64,
                 batch.header.record_count.max(0) as u64,

@@ -8,6 +8,10 @@ use kafka_protocol::protocol::StrBytes;
 
 pub async fn handle(ctx: &RequestCtx, req: SyncGroupRequest) -> SyncGroupResponse {
     let mut resp = SyncGroupResponse::default();
+    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+        resp.error_code = code;
+        return resp;
+    }
     let Some(coord) = ctx.broker.groups.get(req.group_id.as_str()) else {
         resp.error_code = UNKNOWN_MEMBER_ID;
         return resp;

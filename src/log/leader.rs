@@ -64,6 +64,9 @@ pub struct LeaderEnv {
     pub zstd_level: i32,
     /// Idle idempotent producers are forgotten after this long.
     pub producer_expiration: Duration,
+    /// Cluster mode: the index is the metadata store's; this leader does not rewrite or
+    /// delete entries (retention, merging and compaction are not run by leaders there yet).
+    pub cluster_mode: bool,
 }
 
 pub struct PartitionLeader {
@@ -87,8 +90,10 @@ impl PartitionLeader {
         log_start: Option<i64>,
         env: LeaderEnv,
         retention: Arc<RwLock<Retention>>,
+        epoch: i32,
     ) -> (PartitionLeader, watch::Receiver<i64>, Arc<PartitionStats>) {
-        let log = PartitionLog::with_log_start(tp, segments, log_start);
+        let mut log = PartitionLog::with_log_start(tp, segments, log_start);
+        log.leader_epoch = epoch;
         let recheck_clean_at = retention
             .read()
             .ok()
@@ -350,8 +355,10 @@ impl Actor for PartitionLeader {
         ctx.set_mailbox_capacity(1024);
         self.rebuild_producer_state(ctx);
 
-        ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
-        ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
+        if !self.env.cluster_mode {
+            ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
+            ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
+        }
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
@@ -449,6 +456,7 @@ impl Handler<Append> for PartitionLeader {
             last,
             bytes,
             decoded: msg.batch.decoded_len,
+            epoch: self.log.leader_epoch,
         };
         match self.env.writer.try_send(cmd) {
             Ok(()) => {}
@@ -473,7 +481,7 @@ impl Handler<Append> for PartitionLeader {
 impl Handler<WriterEvent> for PartitionLeader {
     type Result = ();
 
-    fn handle(&mut self, ev: WriterEvent, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, ev: WriterEvent, ctx: &mut Context<Self>) {
         match ev {
             WriterEvent::Durable(seg) => {
                 if self.log.on_durable(seg) {
@@ -481,7 +489,18 @@ impl Handler<WriterEvent> for PartitionLeader {
                 }
                 self.enforce_hot_budget();
             }
-            WriterEvent::Failed { from, error } => {
+            WriterEvent::Failed {
+                from,
+                fenced: true,
+                error,
+            } => {
+                // Leadership moved (or the commit's outcome is unknown): nothing from `from`
+                // on is acknowledged here. Step down; the broker restarts the leader from the
+                // committed index if this broker still leads the partition.
+                tracing::info!("{}: stepping down at offset {from}: {error}", self.log.tp);
+                ctx.stop();
+            }
+            WriterEvent::Failed { from, error, .. } => {
                 let before = self.log.hot_bytes();
                 self.log.on_failed(from, &error);
                 self.env
@@ -492,7 +511,7 @@ impl Handler<WriterEvent> for PartitionLeader {
                 };
                 if let Err(mpsc::error::TrySendError::Full(cmd)) = self.env.writer.try_send(cmd) {
                     let w = self.env.writer.clone();
-                    _ctx.wait(
+                    ctx.wait(
                         async move {
                             let _ = w.send(cmd).await;
                         }

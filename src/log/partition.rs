@@ -76,6 +76,8 @@ pub struct PartitionLog {
     pending: VecDeque<Pending>,
     /// Idempotent-producer state (sequence numbers of recent batches per producer).
     pub producers: ProducerStates,
+    /// The epoch this log is led under (stamped on appended batches; 0 in standalone mode).
+    pub leader_epoch: i32,
 }
 
 impl PartitionLog {
@@ -107,6 +109,7 @@ impl PartitionLog {
             segments: map,
             pending: VecDeque::new(),
             producers: ProducerStates::default(),
+            leader_epoch: 0,
         }
     }
 
@@ -133,9 +136,9 @@ impl PartitionLog {
         let last = base + batch.header.last_offset_delta as i64;
         let mut buf = BytesMut::from(&batch.bytes[..]);
         set_base_offset(&mut buf, base);
-        // Served batches say leader epoch 0 wherever they come from (a single leader that never
-        // changes), not whatever the producer wrote there. Outside the CRC, like the offset.
-        set_partition_leader_epoch(&mut buf, 0);
+        // Served batches carry the epoch of the leader that appended them (0 in standalone
+        // mode), not whatever the producer wrote there. Outside the CRC, like the offset.
+        set_partition_leader_epoch(&mut buf, self.leader_epoch);
         let bytes = buf.freeze();
         self.next_offset = last + 1;
         self.hot_bytes += bytes.len();

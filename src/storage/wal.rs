@@ -85,6 +85,8 @@ pub struct WalIndex {
     objects: BTreeMap<u64, WalObject>,
     next_seq: u64,
     dirty: bool,
+    /// Cluster mode: `{node}-{incarnation}-` before the sequence number in object names.
+    name_prefix: String,
 }
 
 impl WalIndex {
@@ -96,11 +98,28 @@ impl WalIndex {
         }
     }
 
+    /// Cluster mode: objects named `wal/{prefix}{seq:020}.parquet`, the prefix naming the
+    /// broker and its incarnation (the committed index in the metadata store, not this
+    /// index, says which objects are live there).
+    pub fn with_prefix(prefix: String) -> WalIndex {
+        WalIndex {
+            name_prefix: prefix,
+            ..Default::default()
+        }
+    }
+
     /// The number and path of the next object to write.
     pub fn allocate(&mut self) -> (u64, String) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        (seq, wal_path(seq))
+        if self.name_prefix.is_empty() {
+            (seq, wal_path(seq))
+        } else {
+            (
+                seq,
+                format!("{WAL_PREFIX}{}{seq:020}.parquet", self.name_prefix),
+            )
+        }
     }
 
     /// A written object: every part is live. `live`, when given, says otherwise per part

@@ -26,6 +26,8 @@
 
 use super::segment::{WalEncoder, COMPRESS_FROM_BYTES};
 use super::wal::WalIndex;
+use crate::cluster::store::PartCommit;
+use futures::FutureExt;
 use super::Storage;
 use crate::error::Error;
 use crate::log::TopicPartition;
@@ -77,7 +79,14 @@ impl SegmentMeta {
 #[rtype(result = "()")]
 pub enum WriterEvent {
     Durable(SegmentMeta),
-    Failed { from: i64, error: String },
+    /// Nothing from `from` on is durable. `fenced`: the metadata store did not commit it
+    /// (cluster mode: leadership moved, or the commit's outcome is unknown) — the leader must
+    /// step down and be restarted from the committed index.
+    Failed {
+        from: i64,
+        error: String,
+        fenced: bool,
+    },
 }
 
 /// Commands from leaders (and shutdown) to the writer.
@@ -90,6 +99,8 @@ pub enum WriterCmd {
         bytes: Bytes,
         /// Decompressed size of the batch's records (flush thresholds count these).
         decoded: usize,
+        /// The leader epoch the leader appends under (cluster mode: the commit checks it).
+        epoch: i32,
     },
     /// The leader processed a failure; accept appends again.
     Reset { tp: TopicPartition },
@@ -123,6 +134,9 @@ pub struct WriterConfig {
     /// columns (about three times their decoded size), so flushes take their share of it
     /// before they start and cannot multiply memory.
     pub decode_budget: crate::protocol::records::DecodeBudget,
+    /// Cluster mode: a flush is acknowledged only after its index rows are committed in the
+    /// metadata store under each partition's leader epoch.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// One buffered batch.
@@ -136,6 +150,7 @@ struct Buffered {
 #[derive(Default)]
 struct PartitionBuffer {
     leader: Option<Recipient<WriterEvent>>,
+    epoch: i32,
     batches: std::collections::VecDeque<Buffered>,
     last: i64,
     failed: bool,
@@ -160,12 +175,15 @@ struct Written {
     size: u64,
     written: i64,
     parts: Vec<super::segment::WalPart>,
+    /// Cluster mode: the partitions whose parts the metadata store committed.
+    committed: Option<HashSet<TopicPartition>>,
 }
 
 /// One partition's share of a flush.
 struct FlushPart {
     tp: TopicPartition,
     leader: Recipient<WriterEvent>,
+    epoch: i32,
     first: i64,
     last: i64,
     batches: Vec<Bytes>,
@@ -188,6 +206,9 @@ pub struct SegmentWriter {
     rx: Option<mpsc::Receiver<WriterCmd>>,
     drain_waiters: Vec<oneshot::Sender<()>>,
     metrics: Arc<Metrics>,
+    /// Cluster mode: resolves when the previous flush's commit ended (commits run in flush
+    /// order, so each partition's committed end advances in offset order).
+    commit_chain: Option<futures::future::Shared<futures::future::BoxFuture<'static, ()>>>,
 }
 
 impl SegmentWriter {
@@ -213,6 +234,7 @@ impl SegmentWriter {
             rx: Some(rx),
             drain_waiters: Vec::new(),
             metrics,
+            commit_chain: None,
         }
         .start();
         (addr, tx)
@@ -242,6 +264,7 @@ impl SegmentWriter {
                 last,
                 bytes,
                 decoded,
+                epoch,
             } => {
                 let p = self.parts.entry(tp.clone()).or_default();
                 if p.failed || p.forgotten.is_some() {
@@ -253,6 +276,7 @@ impl SegmentWriter {
                     tracing::error!("{tp}: append {base} does not follow {}", p.last);
                 }
                 p.leader = Some(leader);
+                p.epoch = epoch;
                 p.last = last;
                 let decoded = decoded.max(bytes.len());
                 p.batches.push_back(Buffered {
@@ -359,6 +383,7 @@ impl SegmentWriter {
                 out.push(FlushPart {
                     tp,
                     leader,
+                    epoch: p.epoch,
                     first,
                     last,
                     batches,
@@ -397,6 +422,21 @@ impl SegmentWriter {
             .iter()
             .map(|p| (p.tp.clone(), p.batches.clone()))
             .collect();
+        let epochs: Vec<(TopicPartition, i32)> =
+            parts.iter().map(|p| (p.tp.clone(), p.epoch)).collect();
+        let cluster = self.cfg.cluster.clone();
+        // Commits run one at a time, in flush order.
+        let (prev_commit, commit_done) = if cluster.is_some() {
+            let (tx, rx) = oneshot::channel::<()>();
+            let next = async move {
+                let _ = rx.await;
+            }
+            .boxed()
+            .shared();
+            (self.commit_chain.replace(next), Some(tx))
+        } else {
+            (None, None)
+        };
         self.in_flight.push_back(InFlight {
             id,
             parts,
@@ -420,14 +460,51 @@ impl SegmentWriter {
             write_segment(&storage, &path, data).await?;
             super::crash_point("flush.after_put");
             let written = now_ms();
-            if let Ok(mut w) = wal.lock() {
-                w.add(seq, size, written, wal_parts.clone(), None);
-            }
+            let committed = match &cluster {
+                None => {
+                    if let Ok(mut w) = wal.lock() {
+                        w.add(seq, size, written, wal_parts.clone(), None);
+                    }
+                    None
+                }
+                Some(c) => {
+                    if let Some(prev) = prev_commit {
+                        prev.await;
+                    }
+                    let commits: Vec<PartCommit> = epochs
+                        .iter()
+                        .zip(&wal_parts)
+                        .map(|((tp, epoch), part)| PartCommit {
+                            tp: tp.clone(),
+                            epoch: *epoch,
+                            base: part.base,
+                            last: part.last,
+                            bytes: part.bytes,
+                            max_timestamp: part.max_timestamp,
+                            first_group: part.first_group,
+                            groups: part.groups,
+                        })
+                        .collect();
+                    let res = c
+                        .store
+                        .commit_flush(c.node_id, &path, size, written, &commits)
+                        .await;
+                    drop(commit_done);
+                    super::crash_point("flush.after_commit");
+                    // An error leaves the outcome unknown (the commit may have landed): the
+                    // leaders of every part restart from the committed index.
+                    Some(res.unwrap_or_else(|e| {
+                        tracing::warn!("commit of {path} failed: {e}");
+                        HashSet::new()
+                    }))
+                }
+            };
             Ok::<_, Error>(Written {
                 path,
                 size,
                 written,
                 parts: wal_parts,
+                committed,
             })
         };
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
@@ -484,6 +561,20 @@ impl SegmentWriter {
                         }
                         continue;
                     }
+                    if w.committed.as_ref().is_some_and(|c| !c.contains(&p.tp)) {
+                        // Not committed under this leader's epoch: never acknowledged.
+                        self.drop_buffer(&p.tp);
+                        if let Some(b) = self.parts.get_mut(&p.tp) {
+                            b.failed = true;
+                        }
+                        p.leader.do_send(WriterEvent::Failed {
+                            from: p.first,
+                            error: "not committed: leadership moved or the metadata store failed"
+                                .into(),
+                            fenced: true,
+                        });
+                        continue;
+                    }
                     // The leader's mailbox is unbounded for these events; if the leader is
                     // gone (partition deleted) its waiters were already failed.
                     p.leader.do_send(WriterEvent::Durable(SegmentMeta {
@@ -523,6 +614,7 @@ impl SegmentWriter {
                     p.leader.do_send(WriterEvent::Failed {
                         from: p.first,
                         error: e.to_string(),
+                        fenced: false,
                     });
                 }
             }

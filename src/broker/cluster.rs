@@ -1,0 +1,466 @@
+//! The broker's side of cluster mode: joining the cluster (schema, cluster id, registration),
+//! the cluster loop (lease renewal, assignment when this broker is the controller, refresh of
+//! the routing view, garbage collection of unreferenced objects), and reconciliation — starting
+//! a leader from the committed index for every partition the store says this broker leads
+//! under a new epoch, stopping the others. Topic administration goes through the store.
+
+use super::{Broker, Partition, Topic};
+use crate::cluster::store::{BrokerInfo, CommittedLog, Snapshot, Store, TopicRow};
+use crate::cluster::Cluster;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::log::leader::Stop;
+use crate::log::TopicPartition;
+use crate::storage::writer::WriterCmd;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long the store may be unreachable at start-up before the broker gives up.
+const JOIN_PATIENCE: Duration = Duration::from_secs(60);
+/// Objects no index row refers to are deleted after this long (reads planned with them end).
+const GC_MIN_AGE: Duration = Duration::from_secs(60);
+/// Partitions whose committed index is loaded at once when leadership arrives.
+const TAKEOVER_CONCURRENCY: usize = 16;
+
+/// Connect to the metadata store, migrate its schema, and register this broker.
+pub(super) async fn join(settings: &Settings, dsn: &str) -> Result<(Arc<Cluster>, String)> {
+    let store = Store::connect(dsn)?;
+    let started = Instant::now();
+    loop {
+        match store.migrate().await {
+            Ok(()) => break,
+            Err(e) if started.elapsed() < JOIN_PATIENCE => {
+                tracing::warn!("metadata store not reachable yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let c = &settings.cluster;
+    let cluster_id = store
+        .init_cluster(
+            &uuid::Uuid::new_v4().simple().to_string()[..22],
+            c.coordinator_slots,
+        )
+        .await?;
+    let incarnation = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let info = BrokerInfo {
+        node_id: settings.node_id.unwrap_or(-1),
+        host: settings.advertised_host.clone(),
+        port: i32::from(settings.advertised_port()),
+        rack: c.rack.clone(),
+    };
+    let session = Duration::from_millis(c.session_timeout_ms);
+    let node_id = store
+        .register(settings.node_id, &info, &incarnation, session)
+        .await?;
+    tracing::info!(
+        "joined cluster {cluster_id} as node {node_id} (incarnation {incarnation}), advertised {}:{}",
+        info.host,
+        info.port
+    );
+    Ok((
+        Arc::new(Cluster::new(store, node_id, incarnation, c.clone())),
+        cluster_id,
+    ))
+}
+
+impl Broker {
+    fn cluster_ref(&self) -> Result<&Arc<Cluster>> {
+        self.cluster
+            .as_ref()
+            .ok_or_else(|| Error::Internal("not in cluster mode".into()))
+    }
+
+    /// First view of the cluster, then the background loops.
+    pub(super) async fn start_cluster(self: &Arc<Self>) -> Result<()> {
+        let c = self.cluster_ref()?.clone();
+        self.cluster_tick(true).await?;
+        // Lease renewal.
+        let weak = Arc::downgrade(self);
+        let hb = Duration::from_millis(c.settings.heartbeat_interval_ms);
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(hb).await;
+                let Some(b) = weak.upgrade() else { break };
+                if b.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some(c) = b.cluster.clone() else { break };
+                match c.store.heartbeat(c.node_id, &c.incarnation).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        "node id {} was registered by another process: this broker's commits \
+                         are fenced; stop one of the two",
+                        c.node_id
+                    ),
+                    Err(e) => tracing::warn!("lease renewal failed: {e}"),
+                }
+            }
+        });
+        // Assignment, view refresh, reconciliation, garbage collection.
+        let weak = Arc::downgrade(self);
+        let poll = Duration::from_millis(c.settings.poll_interval_ms);
+        actix::spawn(async move {
+            loop {
+                tokio::time::sleep(poll).await;
+                let Some(b) = weak.upgrade() else { break };
+                if b.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Err(e) = b.cluster_tick(false).await {
+                    tracing::warn!("cluster refresh failed: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// One round of the cluster loop.
+    async fn cluster_tick(&self, force: bool) -> Result<()> {
+        let c = self.cluster_ref()?.clone();
+        let session = c.session_timeout();
+        let brokers = c.store.live_brokers(session).await?;
+        let live_changed = {
+            let old: Vec<i32> = c.brokers().iter().map(|b| b.node_id).collect();
+            old != brokers.iter().map(|b| b.node_id).collect::<Vec<_>>()
+        };
+        c.set_brokers(brokers.clone());
+        let controller = brokers.first().map(|b| b.node_id) == Some(c.node_id);
+        if controller && (live_changed || force || self.needs_assignment(&c)) {
+            match c.store.balance(session).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("assignment: {n} leadership move(s)"),
+                Err(e) => tracing::warn!("assignment failed: {e}"),
+            }
+        }
+        let version = c.store.version().await?;
+        if force || version != c.version() || self.has_stopped_leader() {
+            let snap = c.store.snapshot().await?;
+            c.set_view(&snap, brokers);
+            self.reconcile(&snap).await;
+        }
+        if controller {
+            self.collect_garbage(&c).await;
+        }
+        Ok(())
+    }
+
+    /// A unit without a live leader (the controller assigns at once, not only when the set of
+    /// live brokers changes).
+    fn needs_assignment(&self, c: &Cluster) -> bool {
+        let v = c.view();
+        let live: HashSet<i32> = v.brokers.iter().map(|b| b.node_id).collect();
+        v.leaders
+            .values()
+            .map(|(l, _)| l)
+            .chain(v.slots.iter().map(|(l, _)| l))
+            .any(|l| l.is_none_or(|l| !live.contains(&l)))
+    }
+
+    /// A local leader stepped down (fenced commit): reconcile to restart it if still ours.
+    fn has_stopped_leader(&self) -> bool {
+        self.topics()
+            .iter()
+            .any(|t| t.local_partitions().any(|(_, p)| !p.addr.connected()))
+    }
+
+    /// Make the local leaders match the snapshot: start a leader from the committed index for
+    /// each partition led here under an epoch no local leader has, stop every other local
+    /// leader, and follow topic creations, deletions and config changes.
+    async fn reconcile(&self, snap: &Snapshot) {
+        let Some(c) = self.cluster.clone() else {
+            return;
+        };
+        let _g = self.admin.lock().await;
+        let mine: HashMap<([u8; 16], i32), i32> = snap
+            .leaders
+            .iter()
+            .filter(|l| l.leader == Some(c.node_id))
+            .map(|l| ((l.topic_id, l.partition), l.epoch))
+            .collect();
+        let wanted: HashMap<&str, &TopicRow> =
+            snap.topics.iter().map(|t| (t.name.as_str(), t)).collect();
+
+        // Topics gone (or replaced by a new incarnation of the name).
+        for t in self.topics() {
+            if wanted.get(t.name.as_str()).is_none_or(|w| w.id != t.id) {
+                if let Ok(mut m) = self.topics.write() {
+                    m.remove(&t.name);
+                }
+                for (p, part) in t.local_partitions() {
+                    self.stop_leader(&t, p, part).await;
+                }
+                self.groups.drop_topic(&t.name).await;
+                tracing::info!("topic {} deleted", t.name);
+            }
+        }
+
+        let mut starts: Vec<(Arc<Topic>, i32, i32)> = Vec::new();
+        for row in &snap.topics {
+            let existing = self.topic(&row.name).filter(|t| t.id == row.id);
+            let retention = match &existing {
+                Some(t) => {
+                    if t.configs != row.configs {
+                        if let Ok(mut w) = t.retention.write() {
+                            *w = self.retention_of(&row.configs);
+                        }
+                    }
+                    t.retention.clone()
+                }
+                None => Arc::new(RwLock::new(self.retention_of(&row.configs))),
+            };
+            let mut partitions: Vec<Option<Partition>> = existing
+                .as_ref()
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
+            partitions.resize(row.partitions.max(0) as usize, None);
+            for (i, slot) in partitions.iter_mut().enumerate() {
+                let p = i as i32;
+                let want = mine.get(&(row.id, p)).copied();
+                let keep = matches!((&slot, want), (Some(part), Some(e)) if part.epoch == e && part.addr.connected());
+                if keep {
+                    continue;
+                }
+                if let Some(part) = slot.take() {
+                    if let Some(t) = &existing {
+                        self.stop_leader(t, p, &part).await;
+                    }
+                }
+                if let Some(e) = want {
+                    starts.push((Arc::new(Topic::placeholder(row)), p, e));
+                }
+            }
+            let t = Arc::new(Topic {
+                name: row.name.clone(),
+                created_ms: row.created_ms,
+                log_start: BTreeMap::new(),
+                id: row.id,
+                partitions,
+                configs: row.configs.clone(),
+                retention,
+            });
+            if let Ok(mut m) = self.topics.write() {
+                m.insert(row.name.clone(), t);
+            }
+        }
+
+        // Take over: load each committed index (a few at a time) and start its leader.
+        let store = c.store.clone();
+        let loaded: Vec<_> = futures::stream::iter(starts)
+            .map(|(t, p, e)| {
+                let store = store.clone();
+                async move {
+                    let tp = TopicPartition::with_id(&t.name, t.id, p);
+                    let log = store.committed_log(&tp).await;
+                    (t, p, e, log)
+                }
+            })
+            .buffer_unordered(TAKEOVER_CONCURRENCY)
+            .collect()
+            .await;
+        for (t, p, e, log) in loaded {
+            match log {
+                Ok(Some(log)) if log.leader == Some(c.node_id) && log.epoch == e => {
+                    self.start_leader(&t.name, p, log);
+                }
+                Ok(_) => {} // moved on meanwhile: the next refresh sees it.
+                Err(e) => tracing::warn!("{}-{p}: could not load the committed index: {e}", t.name),
+            }
+        }
+    }
+
+    /// Start a leader from its committed index and put it into the topic.
+    fn start_leader(&self, name: &str, p: i32, log: CommittedLog) {
+        let Some(topic) = self.topic(name) else {
+            return;
+        };
+        let next = log.entries.last().map_or(0, |s| s.last + 1);
+        if next != log.next_offset {
+            tracing::error!(
+                "{name}-{p}: committed end {} does not match its index (ends at {next}); not led",
+                log.next_offset
+            );
+            return;
+        }
+        let part = self.spawn_partition(
+            name,
+            topic.id,
+            p,
+            log.entries,
+            Some(log.log_start),
+            &topic.retention,
+            (log.epoch, Arc::new(log.epochs)),
+        );
+        tracing::info!(
+            "{name}-{p}: leading under epoch {} from offset {}",
+            log.epoch,
+            log.next_offset
+        );
+        let mut partitions = topic.partitions.clone();
+        if let Some(slot) = partitions.get_mut(p as usize) {
+            *slot = Some(part);
+        }
+        let t = Arc::new(Topic {
+            name: topic.name.clone(),
+            created_ms: topic.created_ms,
+            log_start: topic.log_start.clone(),
+            id: topic.id,
+            partitions,
+            configs: topic.configs.clone(),
+            retention: topic.retention.clone(),
+        });
+        if let Ok(mut m) = self.topics.write() {
+            m.insert(name.to_string(), t);
+        }
+    }
+
+    /// Stop a local leader and wait until the writer holds nothing of it (a later leader of
+    /// the same partition on this broker starts from a clean buffer).
+    async fn stop_leader(&self, topic: &Topic, p: i32, part: &Partition) {
+        let _ = part.addr.send(Stop).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let forget = WriterCmd::Forget {
+            tp: TopicPartition::with_id(&topic.name, topic.id, p),
+            done: Some(tx),
+        };
+        if self.env.writer.send(forget).await.is_ok() {
+            let _ = rx.await;
+        }
+        tracing::info!("{}-{p}: no longer led here (epoch {})", topic.name, part.epoch);
+    }
+
+    /// Delete objects no committed index row refers to any more (controller only).
+    async fn collect_garbage(&self, c: &Cluster) {
+        let paths = match c.store.collect_garbage(GC_MIN_AGE, 1000).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("garbage collection: {e}");
+                return;
+            }
+        };
+        for path in paths {
+            self.cache.remove(&path);
+            if let Err(e) = self.storage.delete(&path).await {
+                tracing::warn!("garbage collection: could not delete {path}: {e}");
+            }
+        }
+    }
+
+    /// Cluster mode CreateTopics: the topic and its partitions go into the store; the
+    /// controller gives them leaders, and every broker follows.
+    pub(super) async fn cluster_create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
+        let c = self.cluster_ref()?.clone();
+        let row = TopicRow {
+            id: *uuid::Uuid::new_v4().as_bytes(),
+            name: name.to_string(),
+            partitions,
+            configs,
+            created_ms: crate::storage::writer::now_ms(),
+        };
+        c.store.create_topic(&row).await.map_err(|e| match e {
+            Error::TopicAlreadyExists(n) => {
+                Error::TopicAlreadyExists(format!("topic '{n}' already exists"))
+            }
+            e => e,
+        })?;
+        // Leaders are assigned now when this broker is the controller; else within a poll.
+        if c.controller() == Some(c.node_id) {
+            let _ = c.store.balance(c.session_timeout()).await;
+        }
+        let topic = Arc::new(Topic::placeholder(&row));
+        if let Ok(mut m) = self.topics.write() {
+            m.entry(name.to_string()).or_insert_with(|| topic.clone());
+        }
+        tracing::info!("created topic {name} with {partitions} partition(s)");
+        Ok(self.topic(name).unwrap_or(topic))
+    }
+
+    /// Wait (briefly) until this broker's view has leaders for every partition of `name`, so
+    /// that a CreateTopics answer is followed by a Metadata answer naming them.
+    pub async fn await_leaders(&self, name: &str, timeout: Duration) {
+        let Some(c) = self.cluster.clone() else {
+            return;
+        };
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(snap) = c.store.snapshot().await {
+                let topic = snap.topics.iter().find(|t| t.name == name).map(|t| t.id);
+                let ready = topic.is_some_and(|id| {
+                    snap.leaders
+                        .iter()
+                        .filter(|l| l.topic_id == id)
+                        .all(|l| l.leader.is_some())
+                });
+                if ready {
+                    let brokers = c.brokers();
+                    c.set_view(&snap, brokers);
+                    self.reconcile(&snap).await;
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Cluster mode DeleteTopics: remove it from the store (index rows with it); every broker
+    /// stops its leaders on its next refresh; the objects are collected once unreferenced.
+    pub(super) async fn cluster_delete_topic(&self, topic: &Topic) -> Result<()> {
+        let c = self.cluster_ref()?.clone();
+        if !c.store.delete_topic(&topic.id).await? {
+            return Err(Error::UnknownTopicOrPartition);
+        }
+        if let Ok(snap) = c.store.snapshot().await {
+            let brokers = c.brokers();
+            c.set_view(&snap, brokers);
+            self.reconcile(&snap).await;
+        }
+        Ok(())
+    }
+
+    /// Graceful leave (SIGTERM): after the final flush, give up the lease so the controller
+    /// moves every partition and coordinator slot at once; clients see NOT_LEADER_OR_FOLLOWER
+    /// / NOT_COORDINATOR and follow.
+    pub async fn leave_cluster(&self) {
+        let Some(c) = self.cluster.clone() else {
+            return;
+        };
+        if let Err(e) = c.store.deregister(c.node_id, &c.incarnation).await {
+            tracing::warn!("could not leave the cluster cleanly: {e}");
+            return;
+        }
+        // Run the assignment ourselves (we are no longer live, so nothing lands here).
+        match c.store.balance(c.session_timeout()).await {
+            Ok(n) => tracing::info!("left the cluster: {n} leadership move(s)"),
+            Err(e) => tracing::warn!("left the cluster; assignment failed: {e}"),
+        }
+    }
+}
+
+impl Topic {
+    /// A topic as the store describes it, with no local leader yet.
+    fn placeholder(row: &TopicRow) -> Topic {
+        Topic {
+            name: row.name.clone(),
+            created_ms: row.created_ms,
+            log_start: BTreeMap::new(),
+            id: row.id,
+            partitions: vec![None; row.partitions.max(0) as usize],
+            configs: row.configs.clone(),
+            retention: Arc::new(RwLock::new(super::Retention {
+                ms: -1,
+                bytes: -1,
+                delete: true,
+                compact: None,
+            })),
+        }
+    }
+}

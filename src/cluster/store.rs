@@ -1,0 +1,1003 @@
+//! The cluster metadata store on PostgreSQL: schema migrations, broker registrations and
+//! heartbeats, topics, per-partition leader + leader epoch, the committed partition index
+//! (which offsets live in which object), group coordinator slots, committed group offsets and
+//! producer-id blocks. Every statement that acknowledges data checks the leader epoch in the
+//! same transaction: that commit is the linearization point of a produce.
+//!
+//! Time comes from PostgreSQL (`now()`), so brokers' clocks never decide liveness.
+
+use super::assign::Unit;
+use crate::error::{Error, Result};
+use crate::group::CommittedOffset;
+use crate::log::TopicPartition;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// Advisory lock key that serializes migrations (arbitrary constant: "heraclit").
+const MIGRATION_LOCK: i64 = 0x6865_7261_636c_6974;
+/// Advisory lock key that serializes leader assignment.
+const BALANCE_LOCK: i64 = 0x6865_7261_6261_6c61;
+/// Every store call gives up after this long (a paused or unreachable PostgreSQL must not
+/// wedge a flush forever: the flush fails and is retried by the client).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Versioned migrations, applied in order, each in its own transaction, once.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE cluster_meta (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  cluster_id text NOT NULL,
+  version bigint NOT NULL DEFAULT 0,
+  next_producer_id bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE brokers (
+  node_id int PRIMARY KEY,
+  address text NOT NULL,
+  host text NOT NULL,
+  port int NOT NULL,
+  rack text,
+  incarnation text NOT NULL,
+  heartbeat timestamptz NOT NULL,
+  live boolean NOT NULL
+);
+CREATE TABLE topics (
+  topic_id bytea PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  partitions int NOT NULL,
+  configs jsonb NOT NULL,
+  created_ms bigint NOT NULL
+);
+CREATE TABLE partitions (
+  topic_id bytea NOT NULL REFERENCES topics ON DELETE CASCADE,
+  partition int NOT NULL,
+  leader int,
+  leader_epoch int NOT NULL DEFAULT 0,
+  next_offset bigint NOT NULL DEFAULT 0,
+  log_start bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (topic_id, partition)
+);
+CREATE TABLE leader_epochs (
+  topic_id bytea NOT NULL,
+  partition int NOT NULL,
+  epoch int NOT NULL,
+  start_offset bigint NOT NULL,
+  PRIMARY KEY (topic_id, partition, epoch),
+  FOREIGN KEY (topic_id, partition) REFERENCES partitions ON DELETE CASCADE
+);
+CREATE TABLE wal_objects (
+  path text PRIMARY KEY,
+  size bigint NOT NULL,
+  node_id int NOT NULL,
+  created timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE log_entries (
+  topic_id bytea NOT NULL,
+  partition int NOT NULL,
+  base_offset bigint NOT NULL,
+  last_offset bigint NOT NULL,
+  path text NOT NULL,
+  size bigint NOT NULL,
+  max_timestamp bigint,
+  written_ms bigint NOT NULL,
+  first_group int,
+  groups int,
+  object_size bigint,
+  PRIMARY KEY (topic_id, partition, base_offset),
+  FOREIGN KEY (topic_id, partition) REFERENCES partitions ON DELETE CASCADE
+);
+CREATE INDEX log_entries_path ON log_entries (path);
+CREATE TABLE coordinators (
+  slot int PRIMARY KEY,
+  leader int,
+  leader_epoch int NOT NULL DEFAULT 0
+);
+CREATE TABLE group_offsets (
+  group_id text NOT NULL,
+  topic text NOT NULL,
+  partition int NOT NULL,
+  committed_offset bigint NOT NULL,
+  leader_epoch int NOT NULL,
+  metadata text,
+  commit_ms bigint NOT NULL,
+  PRIMARY KEY (group_id, topic, partition)
+);
+"#,
+)];
+
+/// A registered broker as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// A topic as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRow {
+    pub id: [u8; 16],
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+    pub created_ms: i64,
+}
+
+/// One partition's leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderRow {
+    pub topic_id: [u8; 16],
+    pub partition: i32,
+    pub leader: Option<i32>,
+    pub epoch: i32,
+}
+
+/// Everything a broker needs to route requests: refreshed whenever `version` moves.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub topics: Vec<TopicRow>,
+    pub leaders: Vec<LeaderRow>,
+    /// Coordinator slot → (leader, epoch).
+    pub slots: Vec<(Option<i32>, i32)>,
+}
+
+/// A partition's committed state, read when a broker takes over its leadership.
+#[derive(Debug, Clone)]
+pub struct CommittedLog {
+    pub epoch: i32,
+    pub leader: Option<i32>,
+    pub next_offset: i64,
+    pub log_start: i64,
+    pub entries: Vec<crate::storage::writer::SegmentMeta>,
+    /// (epoch, start offset), oldest first.
+    pub epochs: Vec<(i32, i64)>,
+}
+
+/// One partition's share of a flush, to be committed.
+#[derive(Debug, Clone)]
+pub struct PartCommit {
+    pub tp: TopicPartition,
+    pub epoch: i32,
+    pub base: i64,
+    pub last: i64,
+    pub bytes: u64,
+    pub max_timestamp: i64,
+    pub first_group: u32,
+    pub groups: u32,
+}
+
+fn db(e: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("metadata store: {e}"))
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(STATEMENT_TIMEOUT, f)
+        .await
+        .map_err(|_| db("timed out"))?
+}
+
+fn id_of(v: &[u8]) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    if v.len() == 16 {
+        id.copy_from_slice(v);
+    }
+    id
+}
+
+/// A pool of connections to the metadata store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connect (lazily: the first statement opens a connection).
+    pub fn connect(dsn: &str) -> Result<Store> {
+        let mut cfg: tokio_postgres::Config = dsn
+            .parse()
+            .map_err(|e| Error::InvalidConfig(format!("cluster.metadata_store: {e}")))?;
+        cfg.connect_timeout(Duration::from_secs(5));
+        cfg.keepalives(true);
+        cfg.keepalives_idle(Duration::from_secs(10));
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("heraclitus");
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(8)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(STATEMENT_TIMEOUT),
+                create: Some(STATEMENT_TIMEOUT),
+                recycle: Some(STATEMENT_TIMEOUT),
+            })
+            .build()
+            .map_err(db)?;
+        Ok(Store { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(db)
+    }
+
+    /// Create or upgrade the schema. Several brokers starting at once serialize on an advisory
+    /// lock; each migration runs in its own transaction and is recorded.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut c = self.client().await?;
+        c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db)?;
+        let res = async {
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .await
+            .map_err(db)?;
+            for (version, sql) in MIGRATIONS {
+                let done = c
+                    .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
+                    .await
+                    .map_err(db)?
+                    .is_some();
+                if done {
+                    continue;
+                }
+                let tx = c.transaction().await.map_err(db)?;
+                tx.batch_execute(sql).await.map_err(db)?;
+                tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                tracing::info!("metadata store: applied schema migration {version}");
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        let _ = c
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await;
+        res
+    }
+
+    /// The cluster id, created on first use; also makes sure `slots` coordinator rows exist.
+    pub async fn init_cluster(&self, proposed_id: &str, slots: i32) -> Result<String> {
+        timed(async {
+            let c = self.client().await?;
+            c.execute(
+                "INSERT INTO cluster_meta (cluster_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&proposed_id],
+            )
+            .await
+            .map_err(db)?;
+            c.execute(
+                "INSERT INTO coordinators (slot) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING",
+                &[&slots],
+            )
+            .await
+            .map_err(db)?;
+            let row = c
+                .query_one("SELECT cluster_id FROM cluster_meta", &[])
+                .await
+                .map_err(db)?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    /// Register this broker process. With `node_id` given, claim it (refused while another
+    /// live process holds it); without, reuse the id last registered for `address` or take
+    /// the next free one. Returns the node id.
+    pub async fn register(
+        &self,
+        node_id: Option<i32>,
+        info: &BrokerInfo,
+        incarnation: &str,
+        session: Duration,
+    ) -> Result<i32> {
+        let session_ms = session.as_millis() as f64;
+        let address = format!("{}:{}", info.host, info.port);
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BALANCE_LOCK])
+                .await
+                .map_err(db)?;
+            let id = match node_id {
+                Some(id) => id,
+                None => {
+                    let reuse = tx
+                        .query_opt(
+                            "SELECT node_id FROM brokers WHERE address = $1 AND NOT (live AND heartbeat > now() - make_interval(secs => $2 / 1000.0)) ORDER BY node_id LIMIT 1",
+                            &[&address, &session_ms],
+                        )
+                        .await
+                        .map_err(db)?;
+                    match reuse {
+                        Some(r) => r.get(0),
+                        None => tx
+                            .query_one("SELECT COALESCE(max(node_id), 0) + 1 FROM brokers", &[])
+                            .await
+                            .map_err(db)?
+                            .get(0),
+                    }
+                }
+            };
+            let held = tx
+                .query_opt(
+                    "SELECT address FROM brokers WHERE node_id = $1 AND live AND heartbeat > now() - make_interval(secs => $2 / 1000.0) AND incarnation <> $3",
+                    &[&id, &session_ms, &incarnation],
+                )
+                .await
+                .map_err(db)?;
+            if let Some(r) = held {
+                let other: String = r.get(0);
+                return Err(Error::InvalidConfig(format!(
+                    "node id {id} is held by a live broker at {other}; give this broker another node_id or stop that one"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO brokers (node_id, address, host, port, rack, incarnation, heartbeat, live)
+                 VALUES ($1, $2, $3, $4, $5, $6, now(), true)
+                 ON CONFLICT (node_id) DO UPDATE SET address = $2, host = $3, port = $4, rack = $5,
+                   incarnation = $6, heartbeat = now(), live = true",
+                &[&id, &address, &info.host, &info.port, &info.rack, &incarnation],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Renew this broker's lease. `false` when another process took the node id over.
+    pub async fn heartbeat(&self, node_id: i32, incarnation: &str) -> Result<bool> {
+        timed(async {
+            let c = self.client().await?;
+            let n = c
+                .execute(
+                    "UPDATE brokers SET heartbeat = now(), live = true WHERE node_id = $1 AND incarnation = $2",
+                    &[&node_id, &incarnation],
+                )
+                .await
+                .map_err(db)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Leave the cluster (graceful shutdown): no longer live, so the next assignment moves
+    /// every partition away at once instead of after the session timeout.
+    pub async fn deregister(&self, node_id: i32, incarnation: &str) -> Result<()> {
+        timed(async {
+            let c = self.client().await?;
+            c.execute(
+                "UPDATE brokers SET live = false WHERE node_id = $1 AND incarnation = $2",
+                &[&node_id, &incarnation],
+            )
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Brokers whose lease is current, by node id.
+    pub async fn live_brokers(&self, session: Duration) -> Result<Vec<BrokerInfo>> {
+        let session_ms = session.as_millis() as f64;
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT node_id, host, port, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1 / 1000.0) ORDER BY node_id",
+                    &[&session_ms],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .map(|r| BrokerInfo {
+                    node_id: r.get(0),
+                    host: r.get(1),
+                    port: r.get(2),
+                    rack: r.get(3),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The assignment version (moves whenever topics, leaders or brokers change).
+    pub async fn version(&self) -> Result<i64> {
+        timed(async {
+            let c = self.client().await?;
+            Ok(c.query_one("SELECT version FROM cluster_meta", &[])
+                .await
+                .map_err(db)?
+                .get(0))
+        })
+        .await
+    }
+
+    /// Topics, leaders and coordinator slots, read in one snapshot.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db)?;
+            let version: i64 = tx
+                .query_one("SELECT version FROM cluster_meta", &[])
+                .await
+                .map_err(db)?
+                .get(0);
+            let topics = tx
+                .query(
+                    "SELECT topic_id, name, partitions, configs::text, created_ms FROM topics ORDER BY name",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| {
+                    let id: Vec<u8> = r.get(0);
+                    let configs: String = r.get(3);
+                    TopicRow {
+                        id: id_of(&id),
+                        name: r.get(1),
+                        partitions: r.get(2),
+                        configs: serde_json::from_str(&configs).unwrap_or_default(),
+                        created_ms: r.get(4),
+                    }
+                })
+                .collect();
+            let leaders = tx
+                .query(
+                    "SELECT topic_id, partition, leader, leader_epoch FROM partitions",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| {
+                    let id: Vec<u8> = r.get(0);
+                    LeaderRow {
+                        topic_id: id_of(&id),
+                        partition: r.get(1),
+                        leader: r.get(2),
+                        epoch: r.get(3),
+                    }
+                })
+                .collect();
+            let slots = tx
+                .query(
+                    "SELECT leader, leader_epoch FROM coordinators ORDER BY slot",
+                    &[],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit().await.map_err(db)?;
+            Ok(Snapshot {
+                version,
+                topics,
+                leaders,
+                slots,
+            })
+        })
+        .await
+    }
+
+    /// Create a topic with its partitions (no leader yet: the next assignment gives them one).
+    pub async fn create_topic(&self, t: &TopicRow) -> Result<()> {
+        let configs = serde_json::to_string(&t.configs).map_err(db)?;
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let n = tx
+                .execute(
+                    "INSERT INTO topics (topic_id, name, partitions, configs, created_ms) VALUES ($1, $2, $3, $4::text::jsonb, $5) ON CONFLICT DO NOTHING",
+                    &[&t.id.as_slice(), &t.name, &t.partitions, &configs, &t.created_ms],
+                )
+                .await
+                .map_err(db)?;
+            if n == 0 {
+                return Err(Error::TopicAlreadyExists(t.name.clone()));
+            }
+            tx.execute(
+                "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)",
+                &[&t.id.as_slice(), &t.partitions],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Grow a topic to `count` partitions.
+    pub async fn grow_topic(&self, id: &[u8; 16], from: i32, count: i32) -> Result<()> {
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let n = tx
+                .execute(
+                    "UPDATE topics SET partitions = $3 WHERE topic_id = $1 AND partitions = $2",
+                    &[&id.as_slice(), &from, &count],
+                )
+                .await
+                .map_err(db)?;
+            if n == 0 {
+                return Err(Error::InvalidPartitions(
+                    "the topic changed meanwhile; retry".into(),
+                ));
+            }
+            tx.execute(
+                "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2, $3 - 1)",
+                &[&id.as_slice(), &from, &count],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replace a topic's configs.
+    pub async fn set_topic_configs(
+        &self,
+        id: &[u8; 16],
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let configs = serde_json::to_string(configs).map_err(db)?;
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute(
+                "UPDATE topics SET configs = $2::text::jsonb WHERE topic_id = $1",
+                &[&id.as_slice(), &configs],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Delete a topic: its partitions and index rows go with it; objects no index row refers
+    /// to any more are collected by [`Store::collect_garbage`].
+    pub async fn delete_topic(&self, id: &[u8; 16]) -> Result<bool> {
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let n = tx
+                .execute("DELETE FROM topics WHERE topic_id = $1", &[&id.as_slice()])
+                .await
+                .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Every unit of leadership with its current leader (partitions, then coordinator slots).
+    /// Run the assignment: inside one transaction under the assignment lock, read live brokers
+    /// and every unit's leader, apply `plan`'s moves with epoch + 1, and record each partition's
+    /// new epoch with the offset it starts at. Returns how many units moved.
+    pub async fn balance(&self, session: Duration) -> Result<usize> {
+        let session_ms = session.as_millis() as f64;
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BALANCE_LOCK])
+                .await
+                .map_err(db)?;
+            let live: Vec<(i32, Option<String>)> = tx
+                .query(
+                    "SELECT node_id, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1 / 1000.0) ORDER BY node_id",
+                    &[&session_ms],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let mut units = Vec::new();
+            for r in tx
+                .query("SELECT topic_id, partition, leader FROM partitions", &[])
+                .await
+                .map_err(db)?
+            {
+                let id: Vec<u8> = r.get(0);
+                units.push((Unit::Partition(id_of(&id), r.get(1)), r.get(2)));
+            }
+            for r in tx
+                .query("SELECT slot, leader FROM coordinators", &[])
+                .await
+                .map_err(db)?
+            {
+                units.push((Unit::Slot(r.get(0)), r.get(1)));
+            }
+            let moves = super::assign::plan(&live, &units);
+            if moves.is_empty() {
+                return Ok(0);
+            }
+            let (mut tids, mut parts, mut pleaders) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut slots, mut sleaders) = (Vec::new(), Vec::new());
+            for (unit, leader) in &moves {
+                match unit {
+                    Unit::Partition(id, p) => {
+                        tids.push(id.to_vec());
+                        parts.push(*p);
+                        pleaders.push(*leader);
+                    }
+                    Unit::Slot(s) => {
+                        slots.push(*s);
+                        sleaders.push(*leader);
+                    }
+                }
+            }
+            tx.execute(
+                "WITH m AS (SELECT * FROM unnest($1::bytea[], $2::int4[], $3::int4[]) AS m(topic_id, partition, leader)),
+                 u AS (UPDATE partitions p SET leader = m.leader, leader_epoch = p.leader_epoch + 1
+                       FROM m WHERE p.topic_id = m.topic_id AND p.partition = m.partition
+                       RETURNING p.topic_id, p.partition, p.leader_epoch, p.next_offset)
+                 INSERT INTO leader_epochs (topic_id, partition, epoch, start_offset)
+                 SELECT topic_id, partition, leader_epoch, next_offset FROM u
+                 ON CONFLICT DO NOTHING",
+                &[&tids, &parts, &pleaders],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute(
+                "UPDATE coordinators c SET leader = m.leader, leader_epoch = c.leader_epoch + 1
+                 FROM unnest($1::int4[], $2::int4[]) AS m(slot, leader) WHERE c.slot = m.slot",
+                &[&slots, &sleaders],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(moves.len())
+        })
+        .await
+    }
+
+    /// The committed state of one partition (taking over its leadership).
+    pub async fn committed_log(&self, tp: &TopicPartition) -> Result<Option<CommittedLog>> {
+        use crate::storage::writer::{SegmentMeta, WalSlice};
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db)?;
+            let id = tp.topic_id.as_slice();
+            let Some(p) = tx
+                .query_opt(
+                    "SELECT leader, leader_epoch, next_offset, log_start FROM partitions WHERE topic_id = $1 AND partition = $2",
+                    &[&id, &tp.partition],
+                )
+                .await
+                .map_err(db)?
+            else {
+                return Ok(None);
+            };
+            let entries = tx
+                .query(
+                    "SELECT base_offset, last_offset, path, size, max_timestamp, written_ms, first_group, groups, object_size
+                     FROM log_entries WHERE topic_id = $1 AND partition = $2 ORDER BY base_offset",
+                    &[&id, &tp.partition],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| {
+                    let first_group: Option<i32> = r.get(6);
+                    let groups: Option<i32> = r.get(7);
+                    let object_size: Option<i64> = r.get(8);
+                    SegmentMeta {
+                        base: r.get(0),
+                        last: r.get(1),
+                        path: r.get(2),
+                        size: r.get::<_, i64>(3) as u64,
+                        max_timestamp: r.get(4),
+                        written_ms: r.get(5),
+                        wal: match (first_group, groups, object_size) {
+                            (Some(f), Some(g), Some(s)) => Some(WalSlice {
+                                first_group: f as u32,
+                                groups: g as u32,
+                                object_size: s as u64,
+                            }),
+                            _ => None,
+                        },
+                    }
+                })
+                .collect();
+            let epochs = tx
+                .query(
+                    "SELECT epoch, start_offset FROM leader_epochs WHERE topic_id = $1 AND partition = $2 ORDER BY epoch",
+                    &[&id, &tp.partition],
+                )
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            tx.commit().await.map_err(db)?;
+            Ok(Some(CommittedLog {
+                leader: p.get(0),
+                epoch: p.get(1),
+                next_offset: p.get(2),
+                log_start: p.get(3),
+                entries,
+                epochs,
+            }))
+        })
+        .await
+    }
+
+    /// Commit one flush: record the object and, for every part whose partition this broker
+    /// still leads under the part's epoch and whose base is the partition's committed end,
+    /// its index row, advancing the committed end. Returns the partitions committed; any
+    /// other part is fenced (never acknowledged).
+    pub async fn commit_flush(
+        &self,
+        node_id: i32,
+        path: &str,
+        object_size: u64,
+        written_ms: i64,
+        parts: &[PartCommit],
+    ) -> Result<HashSet<TopicPartition>> {
+        let mut tids = Vec::with_capacity(parts.len());
+        let mut pnums = Vec::with_capacity(parts.len());
+        let mut epochs = Vec::with_capacity(parts.len());
+        let mut bases = Vec::with_capacity(parts.len());
+        let mut lasts = Vec::with_capacity(parts.len());
+        let mut sizes = Vec::with_capacity(parts.len());
+        let mut max_ts = Vec::with_capacity(parts.len());
+        let mut firsts = Vec::with_capacity(parts.len());
+        let mut groups = Vec::with_capacity(parts.len());
+        for p in parts {
+            tids.push(p.tp.topic_id.to_vec());
+            pnums.push(p.tp.partition);
+            epochs.push(p.epoch);
+            bases.push(p.base);
+            lasts.push(p.last);
+            sizes.push(p.bytes as i64);
+            max_ts.push(p.max_timestamp);
+            firsts.push(p.first_group as i32);
+            groups.push(p.groups as i32);
+        }
+        let osize = object_size as i64;
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute(
+                "INSERT INTO wal_objects (path, size, node_id) VALUES ($1, $2, $3)",
+                &[&path, &osize, &node_id],
+            )
+            .await
+            .map_err(db)?;
+            let rows = tx
+                .query(
+                    "WITH i AS (SELECT * FROM unnest($1::bytea[], $2::int4[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int4[], $9::int4[])
+                                AS i(topic_id, partition, epoch, base, last, size, max_ts, first_group, groups)),
+                     u AS (UPDATE partitions p SET next_offset = i.last + 1 FROM i
+                           WHERE p.topic_id = i.topic_id AND p.partition = i.partition AND p.leader = $10
+                             AND p.leader_epoch = i.epoch AND p.next_offset = i.base
+                           RETURNING p.topic_id, p.partition)
+                     INSERT INTO log_entries (topic_id, partition, base_offset, last_offset, path, size, max_timestamp, written_ms, first_group, groups, object_size)
+                     SELECT i.topic_id, i.partition, i.base, i.last, $11, i.size, i.max_ts, $12, i.first_group, i.groups, $13
+                     FROM i JOIN u ON u.topic_id = i.topic_id AND u.partition = i.partition
+                     RETURNING topic_id, partition",
+                    &[&tids, &pnums, &epochs, &bases, &lasts, &sizes, &max_ts, &firsts, &groups, &node_id, &path, &written_ms, &osize],
+                )
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            let done: HashSet<([u8; 16], i32)> = rows
+                .iter()
+                .map(|r| {
+                    let id: Vec<u8> = r.get(0);
+                    (id_of(&id), r.get(1))
+                })
+                .collect();
+            Ok(parts
+                .iter()
+                .filter(|p| done.contains(&(p.tp.topic_id, p.tp.partition)))
+                .map(|p| p.tp.clone())
+                .collect())
+        })
+        .await
+    }
+
+    /// Objects no index row refers to any more, written at least `min_age` ago: removed from
+    /// the store's records and returned (the caller deletes them from object storage).
+    pub async fn collect_garbage(&self, min_age: Duration, limit: i64) -> Result<Vec<String>> {
+        let age_ms = min_age.as_millis() as f64;
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "DELETE FROM wal_objects o WHERE o.path IN (
+                       SELECT w.path FROM wal_objects w
+                       WHERE w.created < now() - make_interval(secs => $1 / 1000.0)
+                         AND NOT EXISTS (SELECT 1 FROM log_entries e WHERE e.path = w.path)
+                       LIMIT $2)
+                     RETURNING o.path",
+                    &[&age_ms, &limit],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// Whether a write-ahead object is recorded (orphan sweeps keep recorded ones).
+    pub async fn known_objects(&self, paths: &[String]) -> Result<HashSet<String>> {
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT path FROM wal_objects WHERE path = ANY($1)",
+                    &[&paths],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// A block of `n` producer ids, reserved before use.
+    pub async fn reserve_producer_ids(&self, n: i64) -> Result<i64> {
+        timed(async {
+            let c = self.client().await?;
+            let row = c
+                .query_one(
+                    "UPDATE cluster_meta SET next_producer_id = next_producer_id + $1 RETURNING next_producer_id - $1",
+                    &[&n],
+                )
+                .await
+                .map_err(db)?;
+            Ok(row.get(0))
+        })
+        .await
+    }
+
+    /// Committed offsets of a group.
+    pub async fn group_offsets(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<i32, CommittedOffset>>> {
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT topic, partition, committed_offset, leader_epoch, metadata, commit_ms FROM group_offsets WHERE group_id = $1",
+                    &[&group],
+                )
+                .await
+                .map_err(db)?;
+            let mut out: BTreeMap<String, BTreeMap<i32, CommittedOffset>> = BTreeMap::new();
+            for r in rows {
+                out.entry(r.get(0)).or_default().insert(
+                    r.get(1),
+                    CommittedOffset {
+                        offset: r.get(2),
+                        leader_epoch: r.get(3),
+                        metadata: r.get(4),
+                        commit_ms: r.get(5),
+                    },
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Replace a group's committed offsets, only while this broker holds the group's
+    /// coordinator slot under `epoch` (a deposed coordinator's commit fails).
+    pub async fn save_group_offsets(
+        &self,
+        group: &str,
+        slot: i32,
+        node_id: i32,
+        epoch: i32,
+        offsets: &BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
+    ) -> Result<()> {
+        let (mut topics, mut parts, mut offs, mut eps, mut metas, mut ms) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (t, m) in offsets {
+            for (p, o) in m {
+                topics.push(t.clone());
+                parts.push(*p);
+                offs.push(o.offset);
+                eps.push(o.leader_epoch);
+                metas.push(o.metadata.clone());
+                ms.push(o.commit_ms);
+            }
+        }
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM coordinators WHERE slot = $1 AND leader = $2 AND leader_epoch = $3 FOR SHARE",
+                    &[&slot, &node_id, &epoch],
+                )
+                .await
+                .map_err(db)?;
+            if held.is_none() {
+                return Err(Error::NotCoordinator);
+            }
+            tx.execute("DELETE FROM group_offsets WHERE group_id = $1", &[&group])
+                .await
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, leader_epoch, metadata, commit_ms)
+                 SELECT $1, * FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int4[], $6::text[], $7::int8[])",
+                &[&group, &topics, &parts, &offs, &eps, &metas, &ms],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Groups with committed offsets (ListGroups on a coordinator that just took over).
+    pub async fn group_ids(&self) -> Result<Vec<String>> {
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query("SELECT DISTINCT group_id FROM group_offsets", &[])
+                .await
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+}
