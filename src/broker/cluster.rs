@@ -287,9 +287,7 @@ impl Broker {
             return;
         }
         let part = self.spawn_partition(
-            name,
-            topic.id,
-            p,
+            TopicPartition::with_id(name, topic.id, p),
             log.entries,
             Some(log.log_start),
             &topic.retention,
@@ -330,7 +328,11 @@ impl Broker {
         if self.env.writer.send(forget).await.is_ok() {
             let _ = rx.await;
         }
-        tracing::info!("{}-{p}: no longer led here (epoch {})", topic.name, part.epoch);
+        tracing::info!(
+            "{}-{p}: no longer led here (epoch {})",
+            topic.name,
+            part.epoch
+        );
     }
 
     /// Delete objects no committed index row refers to any more (controller only).

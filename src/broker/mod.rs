@@ -424,9 +424,7 @@ impl Broker {
             let segs = segments.remove(&p).unwrap_or_default();
             let start = meta.log_start.get(&p).copied();
             partitions.push(Some(self.spawn_partition(
-                &meta.name,
-                id,
-                p,
+                TopicPartition::with_id(&meta.name, id, p),
                 segs,
                 start,
                 &retention,
@@ -446,15 +444,12 @@ impl Broker {
 
     fn spawn_partition(
         &self,
-        topic: &str,
-        topic_id: [u8; 16],
-        p: i32,
+        tp: TopicPartition,
         segments: Vec<SegmentMeta>,
         log_start: Option<i64>,
         retention: &Arc<RwLock<Retention>>,
         (epoch, epochs): (i32, Arc<Vec<(i32, i64)>>),
     ) -> Partition {
-        let tp = TopicPartition::with_id(topic, topic_id, p);
         let (leader, hw, stats) = PartitionLeader::new(
             tp,
             segments,
@@ -625,9 +620,7 @@ impl Broker {
         let mut partitions = topic.partitions.clone();
         for p in current..count {
             partitions.push(Some(self.spawn_partition(
-                name,
-                topic.id,
-                p,
+                TopicPartition::with_id(name, topic.id, p),
                 Vec::new(),
                 None,
                 &topic.retention,

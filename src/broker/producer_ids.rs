@@ -45,7 +45,10 @@ impl ProducerIds {
 
     /// A fresh producer id from blocks the cluster's metadata store reserves (atomically, so
     /// two brokers never hand out the same id).
-    pub async fn allocate_from_store(&mut self, store: &crate::cluster::store::Store) -> Result<i64> {
+    pub async fn allocate_from_store(
+        &mut self,
+        store: &crate::cluster::store::Store,
+    ) -> Result<i64> {
         if self.next >= self.block_end {
             let start = store.reserve_producer_ids(BLOCK).await?;
             self.next = start;

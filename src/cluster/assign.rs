@@ -48,6 +48,9 @@ fn interleave(live: &[(i32, Option<String>)]) -> Vec<i32> {
     out
 }
 
+/// A unit and its leader.
+type Placed = (Unit, Option<i32>);
+
 /// The moves that bring `units` to a balanced assignment over `live` brokers.
 pub fn plan(live: &[(i32, Option<String>)], units: &[(Unit, Option<i32>)]) -> Vec<(Unit, i32)> {
     if live.is_empty() {
@@ -58,7 +61,7 @@ pub fn plan(live: &[(i32, Option<String>)], units: &[(Unit, Option<i32>)]) -> Ve
     let rank: HashMap<i32, usize> = order.iter().enumerate().map(|(i, b)| (*b, i)).collect();
 
     // Units per group, sorted, so the plan is deterministic.
-    let mut groups: BTreeMap<Option<[u8; 16]>, Vec<(Unit, Option<i32>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<Option<[u8; 16]>, Vec<Placed>> = BTreeMap::new();
     for u in units {
         groups.entry(u.0.group()).or_default().push(*u);
     }
@@ -76,7 +79,12 @@ pub fn plan(live: &[(i32, Option<String>)], units: &[(Unit, Option<i32>)]) -> Ve
         }
     }
     let mut by_load = order.clone();
-    by_load.sort_by_key(|b| (std::cmp::Reverse(held.get(b).copied().unwrap_or(0)), rank[b]));
+    by_load.sort_by_key(|b| {
+        (
+            std::cmp::Reverse(held.get(b).copied().unwrap_or(0)),
+            rank[b],
+        )
+    });
     let mut target: HashMap<i32, usize> = HashMap::new();
     for (i, b) in by_load.iter().enumerate() {
         target.insert(*b, total / n + usize::from(i < total % n));
@@ -84,7 +92,7 @@ pub fn plan(live: &[(i32, Option<String>)], units: &[(Unit, Option<i32>)]) -> Ve
 
     let mut count: HashMap<i32, usize> = order.iter().map(|b| (*b, 0)).collect();
     let mut moves = Vec::new();
-    let mut pool: Vec<(Unit, Option<i32>)> = Vec::new();
+    let mut pool: Vec<Placed> = Vec::new();
     // Keep what a live broker leads, within its global share and its topic share.
     for g in groups.values() {
         let cap = g.len().div_ceil(n);
@@ -158,7 +166,9 @@ mod tests {
     }
 
     fn topic(t: u8, n: i32) -> Vec<(Unit, Option<i32>)> {
-        (0..n).map(|p| (Unit::Partition([t; 16], p), None)).collect()
+        (0..n)
+            .map(|p| (Unit::Partition([t; 16], p), None))
+            .collect()
     }
 
     fn loads(units: &[(Unit, Option<i32>)]) -> BTreeMap<i32, usize> {
@@ -182,18 +192,25 @@ mod tests {
         let moves = plan(&brokers, &units);
         apply(&mut units, &moves);
         let l = loads(&units);
-        assert!(l.values().max().unwrap() - l.values().min().unwrap() <= 1, "{l:?}");
+        assert!(
+            l.values().max().unwrap() - l.values().min().unwrap() <= 1,
+            "{l:?}"
+        );
         let t2: Vec<i32> = units[6..9].iter().map(|u| u.1.unwrap()).collect();
         let mut t2s = t2.clone();
         t2s.sort();
         assert_eq!(t2s, vec![1, 2, 3], "a 3-partition topic lands on 3 brokers");
-        assert!(plan(&brokers, &units).is_empty(), "a balanced plan is stable");
+        assert!(
+            plan(&brokers, &units).is_empty(),
+            "a balanced plan is stable"
+        );
     }
 
     #[test]
     fn a_dead_brokers_units_move_and_nothing_else_does() {
         let mut units = topic(1, 9);
-        apply(&mut units, &plan(&live(&[1, 2, 3]), &units));
+        let m = plan(&live(&[1, 2, 3]), &units);
+        apply(&mut units, &m);
         let before = units.clone();
         let moves = plan(&live(&[1, 2]), &units);
         assert_eq!(moves.len(), 3, "only broker 3's units move: {moves:?}");
@@ -202,20 +219,34 @@ mod tests {
         }
         apply(&mut units, &moves);
         let l = loads(&units);
-        assert_eq!(l.values().copied().collect::<Vec<_>>().iter().sum::<usize>(), 9);
-        assert!(l.values().max().unwrap() - l.values().min().unwrap() <= 1, "{l:?}");
+        assert_eq!(
+            l.values()
+                .copied()
+                .collect::<Vec<_>>()
+                .iter()
+                .sum::<usize>(),
+            9
+        );
+        assert!(
+            l.values().max().unwrap() - l.values().min().unwrap() <= 1,
+            "{l:?}"
+        );
     }
 
     #[test]
     fn a_new_broker_takes_its_share() {
         let mut units = topic(1, 6);
-        apply(&mut units, &plan(&live(&[1, 2, 3]), &units));
+        let m = plan(&live(&[1, 2, 3]), &units);
+        apply(&mut units, &m);
         let moves = plan(&live(&[1, 2, 3, 4]), &units);
         assert_eq!(moves.len(), 1, "{moves:?}");
         assert_eq!(moves[0].1, 4);
         apply(&mut units, &moves);
         let l = loads(&units);
-        assert!(l.values().max().unwrap() - l.values().min().unwrap() <= 1, "{l:?}");
+        assert!(
+            l.values().max().unwrap() - l.values().min().unwrap() <= 1,
+            "{l:?}"
+        );
     }
 
     #[test]
@@ -233,7 +264,8 @@ mod tests {
         ];
         assert_eq!(interleave(&brokers), vec![1, 3, 2, 4]);
         let mut units = topic(1, 2);
-        apply(&mut units, &plan(&brokers, &units));
+        let m = plan(&brokers, &units);
+        apply(&mut units, &m);
         let racks: Vec<i32> = units.iter().map(|u| u.1.unwrap()).collect();
         assert_eq!(racks, vec![1, 3], "two partitions land in two racks");
     }

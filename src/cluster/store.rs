@@ -317,7 +317,7 @@ impl Store {
                 None => {
                     let reuse = tx
                         .query_opt(
-                            "SELECT node_id FROM brokers WHERE address = $1 AND NOT (live AND heartbeat > now() - make_interval(secs => $2 / 1000.0)) ORDER BY node_id LIMIT 1",
+                            "SELECT node_id FROM brokers WHERE address = $1 AND NOT (live AND heartbeat > now() - make_interval(secs => $2::float8 / 1000.0)) ORDER BY node_id LIMIT 1",
                             &[&address, &session_ms],
                         )
                         .await
@@ -334,7 +334,7 @@ impl Store {
             };
             let held = tx
                 .query_opt(
-                    "SELECT address FROM brokers WHERE node_id = $1 AND live AND heartbeat > now() - make_interval(secs => $2 / 1000.0) AND incarnation <> $3",
+                    "SELECT address FROM brokers WHERE node_id = $1 AND live AND heartbeat > now() - make_interval(secs => $2::float8 / 1000.0) AND incarnation <> $3",
                     &[&id, &session_ms, &incarnation],
                 )
                 .await
@@ -402,7 +402,7 @@ impl Store {
             let c = self.client().await?;
             let rows = c
                 .query(
-                    "SELECT node_id, host, port, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1 / 1000.0) ORDER BY node_id",
+                    "SELECT node_id, host, port, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0) ORDER BY node_id",
                     &[&session_ms],
                 )
                 .await
@@ -628,7 +628,7 @@ impl Store {
                 .map_err(db)?;
             let live: Vec<(i32, Option<String>)> = tx
                 .query(
-                    "SELECT node_id, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1 / 1000.0) ORDER BY node_id",
+                    "SELECT node_id, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0) ORDER BY node_id",
                     &[&session_ms],
                 )
                 .await
@@ -861,7 +861,7 @@ impl Store {
                 .query(
                     "DELETE FROM wal_objects o WHERE o.path IN (
                        SELECT w.path FROM wal_objects w
-                       WHERE w.created < now() - make_interval(secs => $1 / 1000.0)
+                       WHERE w.created < now() - make_interval(secs => $1::float8 / 1000.0)
                          AND NOT EXISTS (SELECT 1 FROM log_entries e WHERE e.path = w.path)
                        LIMIT $2)
                      RETURNING o.path",
@@ -947,8 +947,14 @@ impl Store {
         epoch: i32,
         offsets: &BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
     ) -> Result<()> {
-        let (mut topics, mut parts, mut offs, mut eps, mut metas, mut ms) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut topics, mut parts, mut offs, mut eps, mut metas, mut ms) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for (t, m) in offsets {
             for (p, o) in m {
                 topics.push(t.clone());

@@ -574,9 +574,8 @@ impl Handler<DeleteGroup> for GroupCoordinator {
         let store = self.store.clone();
         let id = self.group.id.clone();
         Box::pin(
-            async move { store.delete(&id).await }
-                .into_actor(self)
-                .map(|res, act, ctx| match res {
+            async move { store.delete(&id).await }.into_actor(self).map(
+                |res, act, ctx| match res {
                     Ok(()) => {
                         act.group.phase = Phase::Dead;
                         act.offsets.clear();
@@ -584,7 +583,8 @@ impl Handler<DeleteGroup> for GroupCoordinator {
                         code::NONE
                     }
                     Err(_) => super::state::COORDINATOR_NOT_AVAILABLE,
-                }),
+                },
+            ),
         )
     }
 }

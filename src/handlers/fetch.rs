@@ -116,9 +116,33 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
     // Partitions are listed topic by topic, in request order, so the chunk lists line up
     // with the response's partitions.
     let mut records = Vec::with_capacity(results.len());
-    for (t, (pd, chunks)) in targets.iter().zip(results) {
+    let mut nodes = std::collections::BTreeSet::new();
+    for (t, (mut pd, chunks)) in targets.iter().zip(results) {
+        // KIP-951 (v12+): point a client that asked the wrong broker at the leader.
+        if ctx.version >= 12 && pd.error_code == code::NOT_LEADER_OR_FOLLOWER {
+            if let Some(topic) = &t.topic {
+                let (leader, epoch) = broker.leader_of(topic, t.partition);
+                if leader >= 0 {
+                    pd.current_leader.leader_id = leader.into();
+                    pd.current_leader.leader_epoch = epoch;
+                    nodes.insert(leader);
+                }
+            }
+        }
         resp.responses[t.topic_index].partitions.push(pd);
         records.push(chunks);
+    }
+    if ctx.version >= 16 {
+        for b in broker.live_brokers() {
+            if nodes.contains(&b.node_id) {
+                let mut n = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
+                n.node_id = b.node_id.into();
+                n.host = b.host.into();
+                n.port = b.port;
+                n.rack = b.rack.map(Into::into);
+                resp.node_endpoints.push(n);
+            }
+        }
     }
     FetchReply {
         response: resp,

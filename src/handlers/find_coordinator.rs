@@ -21,13 +21,9 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
     // live leader (retriable COORDINATOR_NOT_AVAILABLE).
     let locate = |key: &str| match &b.cluster {
         None => Some(me.clone()),
-        Some(c) => c.coordinator_of(key).map(|i| {
-            (
-                BrokerId(i.node_id),
-                StrBytes::from_string(i.host),
-                i.port,
-            )
-        }),
+        Some(c) => c
+            .coordinator_of(key)
+            .map(|i| (BrokerId(i.node_id), StrBytes::from_string(i.host), i.port)),
     };
     let mut resp = FindCoordinatorResponse::default();
     let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
@@ -48,7 +44,9 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
             let found = locate(key.as_str());
             if err == code::NONE && found.is_none() {
                 err = crate::group::state::COORDINATOR_NOT_AVAILABLE;
-                msg = Some(StrBytes::from_static_str("the group's coordinator is moving"));
+                msg = Some(StrBytes::from_static_str(
+                    "the group's coordinator is moving",
+                ));
             }
             let mut c = Coordinator::default();
             c.key = key;
@@ -69,7 +67,9 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
         let found = locate(req.key.as_str());
         if err == code::NONE && found.is_none() {
             err = crate::group::state::COORDINATOR_NOT_AVAILABLE;
-            msg = Some(StrBytes::from_static_str("the group's coordinator is moving"));
+            msg = Some(StrBytes::from_static_str(
+                "the group's coordinator is moving",
+            ));
         }
         resp.error_code = err;
         if ctx.version >= 1 {

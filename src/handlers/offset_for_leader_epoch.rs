@@ -15,7 +15,12 @@ use std::sync::atomic::Ordering;
 /// The epoch and end offset Kafka's leader-epoch cache answers for `requested`, given the
 /// partition's epochs with their start offsets (oldest first), its current epoch and its log
 /// end offset: the largest epoch at most `requested`, ending where the next epoch starts.
-pub fn end_offset_for(history: &[(i32, i64)], current: i32, end: i64, requested: i32) -> (i32, i64) {
+pub fn end_offset_for(
+    history: &[(i32, i64)],
+    current: i32,
+    end: i64,
+    requested: i32,
+) -> (i32, i64) {
     if requested < 0 {
         return (-1, -1);
     }

@@ -232,5 +232,44 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
         }
         resp.responses.push(tr);
     }
+    if ctx.version >= 10 {
+        add_leader_hints(&broker, &mut resp);
+    }
     Some(resp)
+}
+
+/// KIP-951: a NOT_LEADER_OR_FOLLOWER answer names the current leader and its endpoint, so
+/// the client retries there without a Metadata round trip (cluster mode).
+fn add_leader_hints(broker: &crate::broker::Broker, resp: &mut ProduceResponse) {
+    use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
+    use kafka_protocol::messages::BrokerId;
+    let mut nodes = std::collections::BTreeSet::new();
+    for t in resp.responses.iter_mut() {
+        let Some(topic) = broker.topic(t.name.as_str()) else {
+            continue;
+        };
+        for p in t.partition_responses.iter_mut() {
+            if p.error_code != code::NOT_LEADER_OR_FOLLOWER {
+                continue;
+            }
+            let (leader, epoch) = broker.leader_of(&topic, p.index);
+            if leader >= 0 {
+                let mut l = LeaderIdAndEpoch::default();
+                l.leader_id = BrokerId(leader);
+                l.leader_epoch = epoch;
+                p.current_leader = l;
+                nodes.insert(leader);
+            }
+        }
+    }
+    for b in broker.live_brokers() {
+        if nodes.contains(&b.node_id) {
+            let mut n = NodeEndpoint::default();
+            n.node_id = BrokerId(b.node_id);
+            n.host = b.host.into();
+            n.port = b.port;
+            n.rack = b.rack.map(Into::into);
+            resp.node_endpoints.push(n);
+        }
+    }
 }

@@ -26,14 +26,14 @@
 
 use super::segment::{WalEncoder, COMPRESS_FROM_BYTES};
 use super::wal::WalIndex;
-use crate::cluster::store::PartCommit;
-use futures::FutureExt;
 use super::Storage;
+use crate::cluster::store::PartCommit;
 use crate::error::Error;
 use crate::log::TopicPartition;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use bytes::Bytes;
+use futures::FutureExt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -683,3 +683,241 @@ s3_impl_passing_through! {
     list_parts: ListPartsInput => ListPartsOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }
+
+impl S3Server {
+    /// Stop serving for `down` (connections refused), then serve the same folder again on the
+    /// same port: a restart of the S3 server.
+    pub fn restart(&mut self, down: Duration) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::thread::sleep(down);
+        let fs = s3s_fs::FileSystem::new(self.root.path()).expect("s3s-fs over the folder");
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(ExclusiveConditionalPuts::new(fs));
+            b.set_auth(s3s::auth::SimpleAuth::from_single(
+                S3_ACCESS_KEY,
+                S3_SECRET_KEY,
+            ));
+            b.build()
+        };
+        let port = self.port;
+        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("S3 server runtime");
+            rt.block_on(async move {
+                let listener = loop {
+                    match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                        Ok(l) => break l,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                };
+                ready_tx.send(()).unwrap();
+                loop {
+                    let socket = tokio::select! {
+                        r = listener.accept() => match r {
+                            Ok((socket, _)) => socket,
+                            Err(_) => continue,
+                        },
+                        _ = &mut stop_rx => break,
+                    };
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                            .await;
+                    });
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("S3 server restarted");
+        self.stop = Some(stop_tx);
+        self.thread = Some(thread);
+    }
+}
+
+/// A real PostgreSQL server on loopback from the system's packages (Debian's `postgresql`:
+/// `/usr/lib/postgresql/<version>/bin`), in a temp folder, for cluster-mode tests. As root it
+/// runs as the `postgres` user (PostgreSQL refuses root). Dropping it stops the server
+/// (immediate mode) and removes the folder.
+pub struct Postgres {
+    pub port: u16,
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    as_postgres: bool,
+}
+
+impl Postgres {
+    /// The folder of PostgreSQL's server programs, if installed.
+    pub fn bin_dir() -> Option<std::path::PathBuf> {
+        if let Ok(d) = std::env::var("PG_BIN") {
+            return Some(d.into());
+        }
+        let mut versions: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .filter(|p| p.join("initdb").is_file())
+            .collect();
+        versions.sort();
+        versions.pop()
+    }
+
+    /// initdb, start on a free loopback port, create database `heraclitus`.
+    pub fn start() -> Postgres {
+        let bin = Self::bin_dir().expect(
+            "PostgreSQL server programs not found (apt-get install postgresql, or set PG_BIN)",
+        );
+        let as_postgres = running_as_root();
+        let dir = std::path::PathBuf::from(format!(
+            "/tmp/heraclitus-pg-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = Postgres {
+            port: free_port(),
+            bin,
+            dir,
+            as_postgres,
+        };
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres", pg.dir.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown the PostgreSQL folder to postgres");
+        }
+        let data = pg.dir.join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "--auth=trust",
+                "-U",
+                "heraclitus",
+                "--no-sync",
+            ],
+        );
+        pg.start_server();
+        pg.run(
+            "createdb",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "heraclitus",
+                "heraclitus",
+            ],
+        );
+        pg
+    }
+
+    fn run(&self, prog: &str, args: &[&str]) {
+        let exe = self.bin.join(prog);
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL program");
+        assert!(
+            out.status.success(),
+            "{prog} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start the server (after [`Postgres::stop_immediate`]).
+    pub fn start_server(&self) {
+        let data = self.dir.join("data");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Crash the server (`pg_ctl stop -m immediate`: no shutdown checkpoint).
+    pub fn stop_immediate(&self) {
+        let data = self.dir.join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Crash, stay down for `down`, start again.
+    pub fn restart(&self, down: Duration) {
+        self.stop_immediate();
+        std::thread::sleep(down);
+        self.start_server();
+    }
+
+    pub fn dsn(&self) -> String {
+        format!("postgres://heraclitus@127.0.0.1:{}/heraclitus", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let _ = cmd
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
