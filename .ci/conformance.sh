@@ -15,18 +15,38 @@ mkdir -p "$LOGS"
 
 # librdkafka's suite assumes auto-created topics get 4 partitions (its test clusters set
 # num.partitions=4).
-HERACLITUS_DEFAULT_PARTITIONS=${HERACLITUS_DEFAULT_PARTITIONS:-4} \
-"$BIN" --storage-path "$WORK/data" --kafka-port "$PORT" --http-port "$HTTP" \
-  > "$LOGS/broker.log" 2>&1 &
-BROKER=$!
-trap 'kill $BROKER 2>/dev/null; wait $BROKER 2>/dev/null' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP/ready" >/dev/null && break
-  sleep 0.1
+export HERACLITUS_DEFAULT_PARTITIONS=${HERACLITUS_DEFAULT_PARTITIONS:-4}
+# CONFORMANCE_CLUSTER_DSN=postgres://…: run against a 3-broker cluster sharing one storage
+# folder and that metadata store (bootstrap lists all three) instead of one standalone broker.
+BROKERS=()
+BOOTSTRAP=
+start_broker() { # kafka-port http-port log [extra args]
+  local kp=$1 hp=$2 log=$3
+  shift 3
+  "$BIN" --storage-path "$WORK/data" --kafka-port "$kp" --http-port "$hp" "$@" > "$log" 2>&1 &
+  BROKERS+=($!)
+  BOOTSTRAP=${BOOTSTRAP:+$BOOTSTRAP,}127.0.0.1:$kp
+}
+if [ -n "${CONFORMANCE_CLUSTER_DSN:-}" ]; then
+  for i in 1 2 3; do
+    start_broker $((PORT + 10 * (i - 1))) $((HTTP + 10 * (i - 1))) "$LOGS/broker-$i.log" \
+      --metadata-store "$CONFORMANCE_CLUSTER_DSN" --node-id "$i"
+  done
+else
+  start_broker "$PORT" "$HTTP" "$LOGS/broker.log"
+fi
+BROKER_RE="^($(IFS='|'; echo "${BROKERS[*]}"))$"
+brokers_alive() { for b in "${BROKERS[@]}"; do kill -0 "$b" 2>/dev/null || return 1; done; }
+trap 'kill "${BROKERS[@]}" 2>/dev/null; wait "${BROKERS[@]}" 2>/dev/null' EXIT
+for i in $(seq 0 $((${#BROKERS[@]} - 1))); do
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$((HTTP + 10 * i))/ready" >/dev/null && break
+    sleep 0.1
+  done
 done
 
 cat > "$WORK/test.conf" <<CONF
-bootstrap.servers=127.0.0.1:$PORT
+bootstrap.servers=$BOOTSTRAP
 CONF
 export RDKAFKA_TEST_CONF="$WORK/test.conf"
 export TEST_KAFKA_VERSION=${TEST_KAFKA_VERSION:-3.9.0}
@@ -62,17 +82,17 @@ run_one() {
 pids=()
 while read -r test flags; do
   [[ -z "$test" || "$test" == \#* ]] && continue
-  # Wait for a free slot (only our test jobs: the broker is a child too).
-  while [ "$(jobs -pr | grep -vc "^$BROKER$")" -ge "$JOBS" ]; do sleep 0.5; done
+  # Wait for a free slot (only our test jobs: the brokers are children too).
+  while [ "$(jobs -pr | grep -vcE "$BROKER_RE")" -ge "$JOBS" ]; do sleep 0.5; done
   run_one "$test" "${flags:-}" &
   pids+=($!)
-  if ! kill -0 $BROKER 2>/dev/null; then
-    echo "broker died"; tail -20 "$LOGS/broker.log"; exit 1
+  if ! brokers_alive; then
+    echo "a broker died"; tail -20 "$LOGS"/broker*.log; exit 1
   fi
 done < "$LIST"
 for p in "${pids[@]}"; do wait "$p"; done
-if ! kill -0 $BROKER 2>/dev/null; then
-  echo "broker died during the suite"; tail -20 "$LOGS/broker.log"; exit 1
+if ! brokers_alive; then
+  echo "a broker died during the suite"; tail -20 "$LOGS"/broker*.log; exit 1
 fi
 pass=$(ls "$RESULTS" | grep -c '\.pass$' || true)
 fail=$(ls "$RESULTS" | grep -c '\.fail$' || true)

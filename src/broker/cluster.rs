@@ -20,8 +20,15 @@ use std::time::{Duration, Instant};
 
 /// How long the store may be unreachable at start-up before the broker gives up.
 const JOIN_PATIENCE: Duration = Duration::from_secs(60);
-/// Objects no index row refers to are deleted after this long (reads planned with them end).
-const GC_MIN_AGE: Duration = Duration::from_secs(60);
+/// Objects are considered for garbage collection once recorded this long ago.
+const GC_MIN_AGE: Duration = Duration::from_secs(30);
+/// An unreferenced object is deleted after it was seen unreferenced this long (reads planned
+/// with its index entries end first).
+const GC_GRACE: Duration = Duration::from_secs(30);
+/// How often the controller looks for objects no commit recorded.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(600);
+/// Objects no commit recorded are deleted once this old (far beyond any commit's duration).
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
 /// Partitions whose committed index is loaded at once when leadership arrives.
 const TAKEOVER_CONCURRENCY: usize = 16;
 
@@ -335,20 +342,100 @@ impl Broker {
         );
     }
 
-    /// Delete objects no committed index row refers to any more (controller only).
+    /// Delete objects no committed index row refers to any more (controller only): an object
+    /// is deleted once it was seen unreferenced for [`GC_GRACE`] (reads planned with it end
+    /// first). Every [`ORPHAN_SWEEP`], write-ahead objects the store never recorded that are
+    /// older than [`ORPHAN_AGE`] (a crash between a PUT and its commit) are deleted too.
     async fn collect_garbage(&self, c: &Cluster) {
-        let paths = match c.store.collect_garbage(GC_MIN_AGE, 1000).await {
+        let found = match c.store.unreferenced_objects(GC_MIN_AGE, 10_000).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("garbage collection: {e}");
                 return;
             }
         };
-        for path in paths {
-            self.cache.remove(&path);
-            if let Err(e) = self.storage.delete(&path).await {
-                tracing::warn!("garbage collection: could not delete {path}: {e}");
+        let due: Vec<String> = {
+            let Ok(mut seen) = self.gc_seen.lock() else {
+                return;
+            };
+            let now = Instant::now();
+            let found: HashSet<&String> = found.iter().collect();
+            seen.retain(|p, _| found.contains(p));
+            for p in found {
+                seen.entry(p.clone()).or_insert(now);
             }
+            seen.iter()
+                .filter(|(_, t)| now.duration_since(**t) >= GC_GRACE)
+                .map(|(p, _)| p.clone())
+                .take(1000)
+                .collect()
+        };
+        if !due.is_empty() {
+            match c.store.forget_objects(&due).await {
+                Ok(paths) => {
+                    for path in paths {
+                        if let Ok(mut seen) = self.gc_seen.lock() {
+                            seen.remove(&path);
+                        }
+                        self.cache.remove(&path);
+                        if let Err(e) = self.storage.delete(&path).await {
+                            tracing::warn!("garbage collection: could not delete {path}: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!("garbage collection: {e}"),
+            }
+        }
+        let sweep_due = self
+            .last_sweep
+            .lock()
+            .map(|mut t| {
+                let due = t.is_none_or(|t| t.elapsed() >= ORPHAN_SWEEP);
+                if due {
+                    *t = Some(Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if sweep_due {
+            self.sweep_orphans(c).await;
+        }
+    }
+
+    async fn sweep_orphans(&self, c: &Cluster) {
+        let now = crate::storage::writer::now_ms();
+        let mut old = Vec::new();
+        // Only write-ahead objects named by cluster brokers (`wal/{node}-{incarnation}-{seq}`):
+        // nothing else in the bucket is ever guessed to be garbage.
+        match self.storage.list("wal").await {
+            Ok(objs) => old.extend(
+                objs.into_iter()
+                    .filter(|o| now - o.last_modified_ms >= ORPHAN_AGE.as_millis() as i64)
+                    .filter(|o| {
+                        o.path
+                            .strip_prefix(crate::storage::wal::WAL_PREFIX)
+                            .is_some_and(|n| n.matches('-').count() == 2)
+                    })
+                    .map(|o| o.path),
+            ),
+            Err(e) => {
+                tracing::debug!("orphan sweep: {e}");
+                return;
+            }
+        }
+        let mut deleted = 0;
+        for chunk in old.chunks(1000) {
+            let Ok(known) = c.store.known_objects(chunk).await else {
+                return;
+            };
+            for path in chunk.iter().filter(|p| !known.contains(*p)) {
+                if self.storage.delete(path).await.is_ok() {
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!("orphan sweep: deleted {deleted} object(s) no commit recorded");
         }
     }
 

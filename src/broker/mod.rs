@@ -115,6 +115,10 @@ pub struct Broker {
     node_id: i32,
     /// Cluster mode: membership and the routing view; `None` for a standalone broker.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode, controller: unreferenced objects and since when they were seen so.
+    gc_seen: Mutex<HashMap<String, std::time::Instant>>,
+    /// Cluster mode, controller: the last orphan sweep.
+    last_sweep: Mutex<Option<std::time::Instant>>,
     pub storage: Storage,
     pub cluster_id: String,
     pub cache: Arc<SegmentCache>,
@@ -198,7 +202,8 @@ impl Broker {
             wal,
             zstd_level: settings.performance.compression_level,
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
-            cluster_mode: cluster.is_some(),
+            cluster: cluster.clone(),
+            compaction_delay_ms: settings.compaction_delay_ms() as i64,
         };
         let cluster_id = match cluster_id {
             Some(id) => id,
@@ -231,6 +236,8 @@ impl Broker {
         let broker = Arc::new(Broker {
             node_id,
             cluster,
+            gc_seen: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
             advertised_port: AtomicU16::new(settings.advertised_port()),
             settings,
             storage,

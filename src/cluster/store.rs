@@ -851,21 +851,110 @@ impl Store {
         .await
     }
 
-    /// Objects no index row refers to any more, written at least `min_age` ago: removed from
-    /// the store's records and returned (the caller deletes them from object storage).
-    pub async fn collect_garbage(&self, min_age: Duration, limit: i64) -> Result<Vec<String>> {
+    /// Change one partition's committed index as its leader under `epoch`: remove the entries
+    /// starting at `removed`, add `added` (a table segment, recorded as an object of the
+    /// store), and move the log start up to `log_start`. `Error::Fenced` when this broker no
+    /// longer leads the partition under `epoch`; nothing changes unless every removed entry
+    /// was there.
+    pub async fn swap_entries(
+        &self,
+        tp: &TopicPartition,
+        node_id: i32,
+        epoch: i32,
+        removed: &[i64],
+        added: Option<&crate::storage::writer::SegmentMeta>,
+        log_start: Option<i64>,
+    ) -> Result<()> {
+        let id = tp.topic_id.to_vec();
+        let removed = removed.to_vec();
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            let led = tx
+                .query_opt(
+                    "SELECT 1 FROM partitions WHERE topic_id = $1 AND partition = $2 AND leader = $3 AND leader_epoch = $4 FOR UPDATE",
+                    &[&id, &tp.partition, &node_id, &epoch],
+                )
+                .await
+                .map_err(db)?;
+            if led.is_none() {
+                return Err(Error::Fenced);
+            }
+            let n = tx
+                .execute(
+                    "DELETE FROM log_entries WHERE topic_id = $1 AND partition = $2 AND base_offset = ANY($3)",
+                    &[&id, &tp.partition, &removed],
+                )
+                .await
+                .map_err(db)?;
+            if n != removed.len() as u64 {
+                return Err(Error::Internal(format!(
+                    "{tp}: committed index differs from the leader's ({n} of {} entries)",
+                    removed.len()
+                )));
+            }
+            if let Some(s) = added {
+                let size = s.size as i64;
+                tx.execute(
+                    "INSERT INTO wal_objects (path, size, node_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&s.path, &size, &node_id],
+                )
+                .await
+                .map_err(db)?;
+                tx.execute(
+                    "INSERT INTO log_entries (topic_id, partition, base_offset, last_offset, path, size, max_timestamp, written_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&id, &tp.partition, &s.base, &s.last, &s.path, &size, &s.max_timestamp, &s.written_ms],
+                )
+                .await
+                .map_err(db)?;
+            }
+            if let Some(ls) = log_start {
+                tx.execute(
+                    "UPDATE partitions SET log_start = greatest(log_start, $3) WHERE topic_id = $1 AND partition = $2",
+                    &[&id, &tp.partition, &ls],
+                )
+                .await
+                .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Objects (write-ahead objects and table segments) that no index row refers to, recorded
+    /// at least `min_age` ago.
+    pub async fn unreferenced_objects(&self, min_age: Duration, limit: i64) -> Result<Vec<String>> {
         let age_ms = min_age.as_millis() as f64;
         timed(async {
             let c = self.client().await?;
             let rows = c
                 .query(
-                    "DELETE FROM wal_objects o WHERE o.path IN (
-                       SELECT w.path FROM wal_objects w
-                       WHERE w.created < now() - make_interval(secs => $1::float8 / 1000.0)
-                         AND NOT EXISTS (SELECT 1 FROM log_entries e WHERE e.path = w.path)
-                       LIMIT $2)
-                     RETURNING o.path",
+                    "SELECT w.path FROM wal_objects w
+                     WHERE w.created < now() - make_interval(secs => $1::float8 / 1000.0)
+                       AND NOT EXISTS (SELECT 1 FROM log_entries e WHERE e.path = w.path)
+                     LIMIT $2",
                     &[&age_ms, &limit],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// Forget objects that are still unreferenced; returns those forgotten (the caller
+    /// deletes them from object storage).
+    pub async fn forget_objects(&self, paths: &[String]) -> Result<Vec<String>> {
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "DELETE FROM wal_objects o WHERE o.path = ANY($1)
+                       AND NOT EXISTS (SELECT 1 FROM log_entries e WHERE e.path = o.path)
+                     RETURNING o.path",
+                    &[&paths],
                 )
                 .await
                 .map_err(db)?;

@@ -64,9 +64,13 @@ pub struct LeaderEnv {
     pub zstd_level: i32,
     /// Idle idempotent producers are forgotten after this long.
     pub producer_expiration: Duration,
-    /// Cluster mode: the index is the metadata store's; this leader does not rewrite or
-    /// delete entries (retention, merging and compaction are not run by leaders there yet).
-    pub cluster_mode: bool,
+    /// Cluster mode: the index is the metadata store's. The leader rewrites its own
+    /// write-ahead parts into table segments (after `compaction_delay_ms`), merges, cleans
+    /// and applies retention, committing each index change under its epoch before it takes
+    /// effect; objects are deleted by the controller's garbage collection, never here.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode: write-ahead parts are rewritten once this old (ms).
+    pub compaction_delay_ms: i64,
 }
 
 pub struct PartitionLeader {
@@ -201,22 +205,30 @@ impl PartitionLeader {
         let now = now_ms();
         let target = self.env.merge_target_bytes;
         let compact = self.retention.read().ok().and_then(|r| r.compact);
+        let cluster = self.env.cluster.clone();
         let (inputs, clean) = if let Some((policy, run)) =
             compact.and_then(|p| Some((p, self.log.plan_clean(now, &p, self.recheck_clean_at)?)))
         {
             (run, Some(policy))
+        } else if let Some(run) = cluster.as_ref().and_then(|_| {
+            // Cluster mode: no broker-wide compactor; the leader rewrites its parts.
+            self.log
+                .plan_wal_compaction(now, self.env.compaction_delay_ms, target)
+        }) {
+            (run, None)
         } else if let Some(run) = self.log.plan_merge(target, self.env.merge_min_segments) {
             (run, None)
         } else {
             return;
         };
+        let epoch = self.log.leader_epoch;
         self.merging = true;
         let storage = self.env.storage.clone();
         let cache = self.env.cache.clone();
         let tp = self.log.tp.clone();
         let level = self.env.zstd_level;
         let fut = async move {
-            match clean {
+            let res = match clean {
                 None => merge_segments(&storage, &cache, &tp, &inputs, level)
                     .await
                     .map(|m| (inputs, m, None)),
@@ -231,6 +243,18 @@ impl PartitionLeader {
                             (c.inputs, c.output, Some(recheck))
                         })
                 }
+            };
+            // Cluster mode: the swap is committed under this leader's epoch before it
+            // takes effect here.
+            match (res, cluster) {
+                (Ok((inputs, merged, recheck)), Some(c)) => {
+                    let bases: Vec<i64> = inputs.iter().map(|s| s.base).collect();
+                    c.store
+                        .swap_entries(&tp, c.node_id, epoch, &bases, Some(&merged), None)
+                        .await
+                        .map(|()| (inputs, merged, recheck))
+                }
+                (res, _) => res,
             }
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
@@ -245,6 +269,11 @@ impl PartitionLeader {
             }
             let (inputs, merged, recheck) = match res {
                 Ok(m) => m,
+                Err(Error::Fenced) => {
+                    tracing::info!("{}: leadership moved during a rewrite", act.log.tp);
+                    ctx.stop();
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!("{}: compaction failed: {e}", act.log.tp);
                     return;
@@ -270,6 +299,13 @@ impl PartitionLeader {
                 ctx.run_later(MERGE_DELETE_GRACE, move |act, _| {
                     act.dispose(inputs, "merged input");
                 });
+            } else if act.env.cluster.is_some() {
+                // The committed index already has the swap: restart from it.
+                tracing::warn!(
+                    "{}: local index diverged from the committed one",
+                    act.log.tp
+                );
+                ctx.stop();
             } else {
                 // Retention removed an input meanwhile: the merged copy is not needed.
                 actix::spawn(async move {
@@ -279,7 +315,7 @@ impl PartitionLeader {
         }));
     }
 
-    fn run_retention(&mut self) {
+    fn run_retention(&mut self, ctx: &mut Context<Self>) {
         let ttl = self.env.producer_expiration.as_millis() as i64;
         let forgotten = self.log.producers.expire(now_ms(), ttl);
         if forgotten > 0 {
@@ -311,6 +347,30 @@ impl PartitionLeader {
             self.log.log_start()
         );
         self.publish();
+        if let Some(c) = self.env.cluster.clone() {
+            // Committed after the fact: removed entries are only hidden here until then, and
+            // if the commit fails the leader restarts from the committed index (which still
+            // has them; the next retention pass removes them again).
+            let bases: Vec<i64> = removed.iter().map(|s| s.base).collect();
+            let (tp, epoch, start) = (
+                self.log.tp.clone(),
+                self.log.leader_epoch,
+                self.log.log_start(),
+            );
+            let fut = async move {
+                c.store
+                    .swap_entries(&tp, c.node_id, epoch, &bases, None, Some(start))
+                    .await
+            };
+            self.merging = true;
+            ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+                act.merging = false;
+                if let Err(e) = res {
+                    tracing::warn!("{}: retention not committed ({e}); restarting", act.log.tp);
+                    ctx.stop();
+                }
+            }));
+        }
         self.dispose(removed, "retention");
     }
 
@@ -318,6 +378,13 @@ impl PartitionLeader {
     /// (deleting an object once no partition needs it).
     fn dispose(&self, removed: Vec<SegmentMeta>, why: &'static str) {
         if removed.is_empty() {
+            return;
+        }
+        if self.env.cluster.is_some() {
+            // Cluster mode: the controller deletes objects no committed entry refers to.
+            for s in &removed {
+                self.env.cache.remove(&s.path);
+            }
             return;
         }
         let mut doomed = Vec::new();
@@ -355,10 +422,8 @@ impl Actor for PartitionLeader {
         ctx.set_mailbox_capacity(1024);
         self.rebuild_producer_state(ctx);
 
-        if !self.env.cluster_mode {
-            ctx.run_interval(self.env.retention_check, |act, _| act.run_retention());
-            ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
-        }
+        ctx.run_interval(self.env.retention_check, |act, ctx| act.run_retention(ctx));
+        ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {

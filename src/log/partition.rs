@@ -347,6 +347,33 @@ impl PartitionLog {
         None
     }
 
+    /// Cluster mode: the oldest run of write-ahead parts (right after the table segments)
+    /// written at least `delay_ms` ago, up to `target` bytes (at least one part), to be
+    /// rewritten by the leader into one table segment.
+    pub fn plan_wal_compaction(
+        &self,
+        now_ms: i64,
+        delay_ms: i64,
+        target: u64,
+    ) -> Option<Vec<SegmentMeta>> {
+        let mut run: Vec<SegmentMeta> = Vec::new();
+        let mut total = 0u64;
+        for s in self.segments.values().skip_while(|s| s.wal.is_none()) {
+            if s.wal.is_none() || s.written_ms > now_ms.saturating_sub(delay_ms) {
+                break;
+            }
+            if !run.is_empty() && total + s.size > target {
+                break;
+            }
+            if run.last().is_some_and(|p| s.base != p.last + 1) {
+                break;
+            }
+            total += s.size;
+            run.push(s.clone());
+        }
+        (!run.is_empty()).then_some(run)
+    }
+
     /// The compactor rewrote write-ahead parts `inputs` (matched by range and object) into
     /// `output`: swap them if they are all still indexed.
     pub fn apply_compaction(&mut self, inputs: &[SegmentMeta], output: SegmentMeta) -> bool {
