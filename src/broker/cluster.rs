@@ -149,6 +149,7 @@ impl Broker {
             let snap = c.store.snapshot().await?;
             c.set_view(&snap, brokers);
             self.reconcile(&snap).await;
+            self.groups.retire_moved();
         }
         if controller {
             self.collect_garbage(&c).await;
@@ -445,6 +446,8 @@ impl Broker {
         &self,
         name: &str,
         partitions: i32,
+        replication_factor: i32,
+        assignments: &[Vec<i32>],
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>> {
         let c = self.cluster_ref()?.clone();
@@ -452,15 +455,19 @@ impl Broker {
             id: *uuid::Uuid::new_v4().as_bytes(),
             name: name.to_string(),
             partitions,
+            replication_factor,
             configs,
             created_ms: crate::storage::writer::now_ms(),
         };
-        c.store.create_topic(&row).await.map_err(|e| match e {
-            Error::TopicAlreadyExists(n) => {
-                Error::TopicAlreadyExists(format!("topic '{n}' already exists"))
-            }
-            e => e,
-        })?;
+        c.store
+            .create_topic(&row, assignments)
+            .await
+            .map_err(|e| match e {
+                Error::TopicAlreadyExists(n) => {
+                    Error::TopicAlreadyExists(format!("topic '{n}' already exists"))
+                }
+                e => e,
+            })?;
         // Leaders are assigned now when this broker is the controller; else within a poll.
         if c.controller() == Some(c.node_id) {
             let _ = c.store.balance(c.session_timeout()).await;

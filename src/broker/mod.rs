@@ -355,12 +355,29 @@ impl Broker {
         }
     }
 
+    /// Whether a replica assignment names distinct live brokers (at least one). Replicas are
+    /// nominal: every broker reads the same object store, and the partition's leader is
+    /// placed by the cluster's assignment (standalone: this broker is the only one).
+    pub fn valid_replicas(&self, ids: &[i32]) -> bool {
+        let live: HashSet<i32> = self.live_brokers().iter().map(|b| b.node_id).collect();
+        let distinct: HashSet<i32> = ids.iter().copied().collect();
+        !ids.is_empty() && distinct.len() == ids.len() && ids.iter().all(|i| live.contains(i))
+    }
+
     /// The controller's node id (this broker in standalone mode).
     pub fn controller_id(&self) -> i32 {
         self.cluster
             .as_ref()
             .and_then(|c| c.controller())
             .unwrap_or(self.node_id)
+    }
+
+    /// A partition's nominal replicas (its leader first).
+    pub fn replicas(&self, topic: &Topic, partition: i32, leader: i32) -> Vec<i32> {
+        match &self.cluster {
+            None => vec![leader],
+            Some(c) => c.replicas(&topic.id, partition, leader),
+        }
     }
 
     /// A partition's leader (-1 when it has none right now) and leader epoch.
@@ -554,11 +571,14 @@ impl Broker {
     /// metadata before it is reported.
     pub async fn delete_records(&self, name: &str, partition: i32, offset: i64) -> Result<i64> {
         if self.cluster.is_some() {
-            // Moving the log start is an index change; in cluster mode the index is the
-            // metadata store's, and leaders do not rewrite it yet.
-            return Err(Error::InvalidRequest(
-                "DeleteRecords is not supported in cluster mode yet".into(),
-            ));
+            // The leader commits the new log start to the metadata store before answering.
+            let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
+            let part = topic.local(partition)?;
+            return part
+                .addr
+                .send(crate::log::leader::DeleteRecords(offset))
+                .await
+                .map_err(|_| Error::NotLeader)?;
         }
         let _g = self.admin.lock().await;
         let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
@@ -589,6 +609,7 @@ impl Broker {
         &self,
         name: &str,
         count: i32,
+        assignments: &[Vec<i32>],
         validate_only: bool,
     ) -> Result<()> {
         let _g = self.admin.lock().await;
@@ -609,7 +630,9 @@ impl Broker {
             return Ok(());
         }
         if let Some(c) = self.cluster.clone() {
-            c.store.grow_topic(&topic.id, current, count).await?;
+            c.store
+                .grow_topic(&topic.id, current, count, assignments)
+                .await?;
             drop(_g);
             if c.controller() == Some(c.node_id) {
                 let _ = c.store.balance(c.session_timeout()).await;
@@ -705,9 +728,25 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>> {
+        self.create_topic_replicated(name, partitions, 1, &[], configs)
+            .await
+    }
+
+    /// Create a topic with a (nominal) replication factor: cluster mode reports that many
+    /// replicas in Metadata; standalone has one broker, so 1.
+    pub async fn create_topic_replicated(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i32,
+        assignments: &[Vec<i32>],
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>> {
         if self.cluster.is_some() {
             self.check_create(name, partitions, &configs)?;
-            let t = self.cluster_create_topic(name, partitions, configs).await?;
+            let t = self
+                .cluster_create_topic(name, partitions, replication_factor, assignments, configs)
+                .await?;
             self.await_leaders(name, Duration::from_secs(5)).await;
             return Ok(self.topic(name).unwrap_or(t));
         }

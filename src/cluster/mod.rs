@@ -29,6 +29,10 @@ pub struct View {
     pub leaders: HashMap<([u8; 16], i32), (Option<i32>, i32)>,
     /// Coordinator slot → (leader, epoch).
     pub slots: Vec<(Option<i32>, i32)>,
+    /// Topic id → replication factor (nominal).
+    pub replication: HashMap<[u8; 16], i32>,
+    /// Replica lists given at creation, by (topic id, partition).
+    pub assigned: HashMap<([u8; 16], i32), Vec<i32>>,
 }
 
 /// This broker's membership of the cluster.
@@ -73,6 +77,16 @@ impl Cluster {
             brokers,
             leaders,
             slots: snap.slots.clone(),
+            assigned: snap
+                .leaders
+                .iter()
+                .filter_map(|l| Some(((l.topic_id, l.partition), l.replicas.clone()?)))
+                .collect(),
+            replication: snap
+                .topics
+                .iter()
+                .map(|t| (t.id, t.replication_factor))
+                .collect(),
         };
         if let Ok(mut w) = self.view.write() {
             *w = v;
@@ -98,6 +112,32 @@ impl Cluster {
             .leaders
             .get(&(*topic_id, partition))
             .copied()
+    }
+
+    /// The nominal replicas of a partition led by `leader`: the leader, then the next live
+    /// brokers by node id, as many as the topic's replication factor (every broker reads the
+    /// same object store; "replicas" are the brokers a client may be sent to next).
+    pub fn replicas(&self, topic_id: &[u8; 16], partition: i32, leader: i32) -> Vec<i32> {
+        let Ok(v) = self.view.read() else {
+            return vec![leader];
+        };
+        if let Some(r) = v.assigned.get(&(*topic_id, partition)) {
+            return r.clone();
+        }
+        let rf = v.replication.get(topic_id).copied().unwrap_or(1).max(1) as usize;
+        let ids: Vec<i32> = v.brokers.iter().map(|b| b.node_id).collect();
+        let start = ids.iter().position(|b| *b == leader).unwrap_or(0);
+        let mut out = vec![leader];
+        for i in 1..ids.len() {
+            if out.len() >= rf {
+                break;
+            }
+            let b = ids[(start + i) % ids.len()];
+            if b != leader {
+                out.push(b);
+            }
+        }
+        out
     }
 
     /// A live broker by id.

@@ -47,6 +47,7 @@ CREATE TABLE topics (
   topic_id bytea PRIMARY KEY,
   name text NOT NULL UNIQUE,
   partitions int NOT NULL,
+  replication_factor int NOT NULL DEFAULT 1,
   configs jsonb NOT NULL,
   created_ms bigint NOT NULL
 );
@@ -55,6 +56,7 @@ CREATE TABLE partitions (
   partition int NOT NULL,
   leader int,
   leader_epoch int NOT NULL DEFAULT 0,
+  replicas text,
   next_offset bigint NOT NULL DEFAULT 0,
   log_start bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (topic_id, partition)
@@ -95,12 +97,12 @@ CREATE TABLE coordinators (
   leader_epoch int NOT NULL DEFAULT 0
 );
 CREATE TABLE group_offsets (
-  group_id text NOT NULL,
+  group_id bytea NOT NULL,
   topic text NOT NULL,
   partition int NOT NULL,
   committed_offset bigint NOT NULL,
   leader_epoch int NOT NULL,
-  metadata text,
+  metadata bytea,
   commit_ms bigint NOT NULL,
   PRIMARY KEY (group_id, topic, partition)
 );
@@ -122,17 +124,38 @@ pub struct TopicRow {
     pub id: [u8; 16],
     pub name: String,
     pub partitions: i32,
+    /// Nominal: data lives in the object store; Metadata reports this many replicas.
+    pub replication_factor: i32,
     pub configs: BTreeMap<String, String>,
     pub created_ms: i64,
 }
 
 /// One partition's leadership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderRow {
     pub topic_id: [u8; 16],
     pub partition: i32,
     pub leader: Option<i32>,
     pub epoch: i32,
+    /// A replica assignment given at creation (nominal: reported in Metadata).
+    pub replicas: Option<Vec<i32>>,
+}
+
+fn parse_replicas(s: Option<String>) -> Option<Vec<i32>> {
+    s.map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+}
+
+fn format_replicas(r: &[Vec<i32>]) -> Vec<Option<String>> {
+    r.iter()
+        .map(|ids| {
+            (!ids.is_empty()).then(|| {
+                ids.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        })
+        .collect()
 }
 
 /// Everything a broker needs to route requests: refreshed whenever `version` moves.
@@ -172,6 +195,21 @@ pub struct PartCommit {
 
 fn db(e: impl std::fmt::Display) -> Error {
     Error::Storage(format!("metadata store: {e}"))
+}
+
+/// PostgreSQL errors say only "db error" in their Display; the server's message is in the
+/// source chain.
+trait Detailed {
+    fn detailed(self) -> Error;
+}
+
+impl Detailed for tokio_postgres::Error {
+    fn detailed(self) -> Error {
+        match self.as_db_error() {
+            Some(d) => db(format!("{}: {}", d.code().code(), d.message())),
+            None => db(self),
+        }
+    }
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
@@ -236,28 +274,28 @@ impl Store {
         let mut c = self.client().await?;
         c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
         let res = async {
             c.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             for (version, sql) in MIGRATIONS {
                 let done = c
                     .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
                     .await
-                    .map_err(db)?
+                    .map_err(Detailed::detailed)?
                     .is_some();
                 if done {
                     continue;
                 }
-                let tx = c.transaction().await.map_err(db)?;
-                tx.batch_execute(sql).await.map_err(db)?;
+                let tx = c.transaction().await.map_err(Detailed::detailed)?;
+                tx.batch_execute(sql).await.map_err(Detailed::detailed)?;
                 tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
                     .await
-                    .map_err(db)?;
-                tx.commit().await.map_err(db)?;
+                    .map_err(Detailed::detailed)?;
+                tx.commit().await.map_err(Detailed::detailed)?;
                 tracing::info!("metadata store: applied schema migration {version}");
             }
             Ok::<_, Error>(())
@@ -278,17 +316,17 @@ impl Store {
                 &[&proposed_id],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             c.execute(
                 "INSERT INTO coordinators (slot) SELECT generate_series(0, $1 - 1) ON CONFLICT DO NOTHING",
                 &[&slots],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             let row = c
                 .query_one("SELECT cluster_id FROM cluster_meta", &[])
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(row.get(0))
         })
         .await
@@ -308,10 +346,10 @@ impl Store {
         let address = format!("{}:{}", info.host, info.port);
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BALANCE_LOCK])
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             let id = match node_id {
                 Some(id) => id,
                 None => {
@@ -321,13 +359,13 @@ impl Store {
                             &[&address, &session_ms],
                         )
                         .await
-                        .map_err(db)?;
+                        .map_err(Detailed::detailed)?;
                     match reuse {
                         Some(r) => r.get(0),
                         None => tx
                             .query_one("SELECT COALESCE(max(node_id), 0) + 1 FROM brokers", &[])
                             .await
-                            .map_err(db)?
+                            .map_err(Detailed::detailed)?
                             .get(0),
                     }
                 }
@@ -338,7 +376,7 @@ impl Store {
                     &[&id, &session_ms, &incarnation],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if let Some(r) = held {
                 let other: String = r.get(0);
                 return Err(Error::InvalidConfig(format!(
@@ -353,11 +391,11 @@ impl Store {
                 &[&id, &address, &info.host, &info.port, &info.rack, &incarnation],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(id)
         })
         .await
@@ -373,7 +411,7 @@ impl Store {
                     &[&node_id, &incarnation],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(n == 1)
         })
         .await
@@ -389,7 +427,7 @@ impl Store {
                 &[&node_id, &incarnation],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
@@ -406,7 +444,7 @@ impl Store {
                     &[&session_ms],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(rows
                 .iter()
                 .map(|r| BrokerInfo {
@@ -426,7 +464,7 @@ impl Store {
             let c = self.client().await?;
             Ok(c.query_one("SELECT version FROM cluster_meta", &[])
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .get(0))
         })
         .await
@@ -442,19 +480,19 @@ impl Store {
                 .read_only(true)
                 .start()
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             let version: i64 = tx
                 .query_one("SELECT version FROM cluster_meta", &[])
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .get(0);
             let topics = tx
                 .query(
-                    "SELECT topic_id, name, partitions, configs::text, created_ms FROM topics ORDER BY name",
+                    "SELECT topic_id, name, partitions, configs::text, created_ms, replication_factor FROM topics ORDER BY name",
                     &[],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| {
                     let id: Vec<u8> = r.get(0);
@@ -465,16 +503,17 @@ impl Store {
                         partitions: r.get(2),
                         configs: serde_json::from_str(&configs).unwrap_or_default(),
                         created_ms: r.get(4),
+                        replication_factor: r.get(5),
                     }
                 })
                 .collect();
             let leaders = tx
                 .query(
-                    "SELECT topic_id, partition, leader, leader_epoch FROM partitions",
+                    "SELECT topic_id, partition, leader, leader_epoch, replicas FROM partitions",
                     &[],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| {
                     let id: Vec<u8> = r.get(0);
@@ -483,6 +522,7 @@ impl Store {
                         partition: r.get(1),
                         leader: r.get(2),
                         epoch: r.get(3),
+                        replicas: parse_replicas(r.get(4)),
                     }
                 })
                 .collect();
@@ -492,11 +532,11 @@ impl Store {
                     &[],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            tx.commit().await.map_err(db)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(Snapshot {
                 version,
                 topics,
@@ -507,64 +547,75 @@ impl Store {
         .await
     }
 
-    /// Create a topic with its partitions (no leader yet: the next assignment gives them one).
-    pub async fn create_topic(&self, t: &TopicRow) -> Result<()> {
+    /// Create a topic with its partitions (no leader yet: the next assignment gives them one);
+    /// `assignments`, when given, are the partitions' replica lists (nominal).
+    pub async fn create_topic(&self, t: &TopicRow, assignments: &[Vec<i32>]) -> Result<()> {
+        let replicas = format_replicas(assignments);
         let configs = serde_json::to_string(&t.configs).map_err(db)?;
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             let n = tx
                 .execute(
-                    "INSERT INTO topics (topic_id, name, partitions, configs, created_ms) VALUES ($1, $2, $3, $4::text::jsonb, $5) ON CONFLICT DO NOTHING",
-                    &[&t.id.as_slice(), &t.name, &t.partitions, &configs, &t.created_ms],
+                    "INSERT INTO topics (topic_id, name, partitions, configs, created_ms, replication_factor) VALUES ($1, $2, $3, $4::text::jsonb, $5, $6) ON CONFLICT DO NOTHING",
+                    &[&t.id.as_slice(), &t.name, &t.partitions, &configs, &t.created_ms, &t.replication_factor],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if n == 0 {
                 return Err(Error::TopicAlreadyExists(t.name.clone()));
             }
             tx.execute(
-                "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series(0, $2 - 1)",
-                &[&t.id.as_slice(), &t.partitions],
+                "INSERT INTO partitions (topic_id, partition, replicas)
+                 SELECT $1, p, ($3::text[])[p + 1] FROM generate_series(0, $2 - 1) AS p",
+                &[&t.id.as_slice(), &t.partitions, &replicas],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
     }
 
     /// Grow a topic to `count` partitions.
-    pub async fn grow_topic(&self, id: &[u8; 16], from: i32, count: i32) -> Result<()> {
+    pub async fn grow_topic(
+        &self,
+        id: &[u8; 16],
+        from: i32,
+        count: i32,
+        assignments: &[Vec<i32>],
+    ) -> Result<()> {
+        let replicas = format_replicas(assignments);
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             let n = tx
                 .execute(
                     "UPDATE topics SET partitions = $3 WHERE topic_id = $1 AND partitions = $2",
                     &[&id.as_slice(), &from, &count],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if n == 0 {
                 return Err(Error::InvalidPartitions(
                     "the topic changed meanwhile; retry".into(),
                 ));
             }
             tx.execute(
-                "INSERT INTO partitions (topic_id, partition) SELECT $1, generate_series($2, $3 - 1)",
-                &[&id.as_slice(), &from, &count],
+                "INSERT INTO partitions (topic_id, partition, replicas)
+                 SELECT $1, p, ($4::text[])[p - $2 + 1] FROM generate_series($2, $3 - 1) AS p",
+                &[&id.as_slice(), &from, &count, &replicas],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
@@ -579,17 +630,17 @@ impl Store {
         let configs = serde_json::to_string(configs).map_err(db)?;
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             tx.execute(
                 "UPDATE topics SET configs = $2::text::jsonb WHERE topic_id = $1",
                 &[&id.as_slice(), &configs],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
@@ -600,15 +651,15 @@ impl Store {
     pub async fn delete_topic(&self, id: &[u8; 16]) -> Result<bool> {
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             let n = tx
                 .execute("DELETE FROM topics WHERE topic_id = $1", &[&id.as_slice()])
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(n == 1)
         })
         .await
@@ -622,17 +673,17 @@ impl Store {
         let session_ms = session.as_millis() as f64;
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BALANCE_LOCK])
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             let live: Vec<(i32, Option<String>)> = tx
                 .query(
                     "SELECT node_id, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0) ORDER BY node_id",
                     &[&session_ms],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
@@ -640,7 +691,7 @@ impl Store {
             for r in tx
                 .query("SELECT topic_id, partition, leader FROM partitions", &[])
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
             {
                 let id: Vec<u8> = r.get(0);
                 units.push((Unit::Partition(id_of(&id), r.get(1)), r.get(2)));
@@ -648,7 +699,7 @@ impl Store {
             for r in tx
                 .query("SELECT slot, leader FROM coordinators", &[])
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
             {
                 units.push((Unit::Slot(r.get(0)), r.get(1)));
             }
@@ -682,18 +733,18 @@ impl Store {
                 &[&tids, &parts, &pleaders],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute(
                 "UPDATE coordinators c SET leader = m.leader, leader_epoch = c.leader_epoch + 1
                  FROM unnest($1::int4[], $2::int4[]) AS m(slot, leader) WHERE c.slot = m.slot",
                 &[&slots, &sleaders],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(moves.len())
         })
         .await
@@ -710,7 +761,7 @@ impl Store {
                 .read_only(true)
                 .start()
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             let id = tp.topic_id.as_slice();
             let Some(p) = tx
                 .query_opt(
@@ -718,7 +769,7 @@ impl Store {
                     &[&id, &tp.partition],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
             else {
                 return Ok(None);
             };
@@ -729,7 +780,7 @@ impl Store {
                     &[&id, &tp.partition],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| {
                     let first_group: Option<i32> = r.get(6);
@@ -759,11 +810,11 @@ impl Store {
                     &[&id, &tp.partition],
                 )
                 .await
-                .map_err(db)?
+                .map_err(Detailed::detailed)?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            tx.commit().await.map_err(db)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(Some(CommittedLog {
                 leader: p.get(0),
                 epoch: p.get(1),
@@ -811,13 +862,13 @@ impl Store {
         let osize = object_size as i64;
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             tx.execute(
                 "INSERT INTO wal_objects (path, size, node_id) VALUES ($1, $2, $3)",
                 &[&path, &osize, &node_id],
             )
             .await
-            .map_err(db)?;
+            .map_err(Detailed::detailed)?;
             let rows = tx
                 .query(
                     "WITH i AS (SELECT * FROM unnest($1::bytea[], $2::int4[], $3::int4[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int4[], $9::int4[])
@@ -833,8 +884,8 @@ impl Store {
                     &[&tids, &pnums, &epochs, &bases, &lasts, &sizes, &max_ts, &firsts, &groups, &node_id, &path, &written_ms, &osize],
                 )
                 .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+                .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             let done: HashSet<([u8; 16], i32)> = rows
                 .iter()
                 .map(|r| {
@@ -869,14 +920,14 @@ impl Store {
         let removed = removed.to_vec();
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             let led = tx
                 .query_opt(
                     "SELECT 1 FROM partitions WHERE topic_id = $1 AND partition = $2 AND leader = $3 AND leader_epoch = $4 FOR UPDATE",
                     &[&id, &tp.partition, &node_id, &epoch],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if led.is_none() {
                 return Err(Error::Fenced);
             }
@@ -886,7 +937,7 @@ impl Store {
                     &[&id, &tp.partition, &removed],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if n != removed.len() as u64 {
                 return Err(Error::Internal(format!(
                     "{tp}: committed index differs from the leader's ({n} of {} entries)",
@@ -900,14 +951,14 @@ impl Store {
                     &[&s.path, &size, &node_id],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
                 tx.execute(
                     "INSERT INTO log_entries (topic_id, partition, base_offset, last_offset, path, size, max_timestamp, written_ms)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     &[&id, &tp.partition, &s.base, &s.last, &s.path, &size, &s.max_timestamp, &s.written_ms],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             }
             if let Some(ls) = log_start {
                 tx.execute(
@@ -915,9 +966,9 @@ impl Store {
                     &[&id, &tp.partition, &ls],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             }
-            tx.commit().await.map_err(db)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
@@ -938,7 +989,7 @@ impl Store {
                     &[&age_ms, &limit],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
@@ -957,7 +1008,7 @@ impl Store {
                     &[&paths],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
@@ -973,7 +1024,7 @@ impl Store {
                     &[&paths],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
@@ -989,7 +1040,7 @@ impl Store {
                     &[&n],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             Ok(row.get(0))
         })
         .await
@@ -1005,18 +1056,20 @@ impl Store {
             let rows = c
                 .query(
                     "SELECT topic, partition, committed_offset, leader_epoch, metadata, commit_ms FROM group_offsets WHERE group_id = $1",
-                    &[&group],
+                    &[&group.as_bytes()],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             let mut out: BTreeMap<String, BTreeMap<i32, CommittedOffset>> = BTreeMap::new();
             for r in rows {
+                let metadata: Option<Vec<u8>> = r.get(4);
                 out.entry(r.get(0)).or_default().insert(
                     r.get(1),
                     CommittedOffset {
                         offset: r.get(2),
                         leader_epoch: r.get(3),
-                        metadata: r.get(4),
+                        // Kafka strings may hold NUL, which PostgreSQL text cannot: bytes.
+                        metadata: metadata.map(|m| String::from_utf8_lossy(&m).into_owned()),
                         commit_ms: r.get(5),
                     },
                 );
@@ -1050,34 +1103,35 @@ impl Store {
                 parts.push(*p);
                 offs.push(o.offset);
                 eps.push(o.leader_epoch);
-                metas.push(o.metadata.clone());
+                metas.push(o.metadata.as_ref().map(|m| m.as_bytes().to_vec()));
                 ms.push(o.commit_ms);
             }
         }
         timed(async {
             let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(db)?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
             let held = tx
                 .query_opt(
                     "SELECT 1 FROM coordinators WHERE slot = $1 AND leader = $2 AND leader_epoch = $3 FOR SHARE",
                     &[&slot, &node_id, &epoch],
                 )
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             if held.is_none() {
                 return Err(Error::NotCoordinator);
             }
-            tx.execute("DELETE FROM group_offsets WHERE group_id = $1", &[&group])
+            let gid = group.as_bytes();
+            tx.execute("DELETE FROM group_offsets WHERE group_id = $1", &[&gid])
                 .await
-                .map_err(db)?;
+                .map_err(Detailed::detailed)?;
             tx.execute(
                 "INSERT INTO group_offsets (group_id, topic, partition, committed_offset, leader_epoch, metadata, commit_ms)
-                 SELECT $1, * FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int4[], $6::text[], $7::int8[])",
-                &[&group, &topics, &parts, &offs, &eps, &metas, &ms],
+                 SELECT $1, * FROM unnest($2::text[], $3::int4[], $4::int8[], $5::int4[], $6::bytea[], $7::int8[])",
+                &[&gid, &topics, &parts, &offs, &eps, &metas, &ms],
             )
             .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+            .map_err(Detailed::detailed)?;
+            tx.commit().await.map_err(Detailed::detailed)?;
             Ok(())
         })
         .await
@@ -1090,8 +1144,11 @@ impl Store {
             let rows = c
                 .query("SELECT DISTINCT group_id FROM group_offsets", &[])
                 .await
-                .map_err(db)?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+                .map_err(Detailed::detailed)?;
+            Ok(rows
+                .iter()
+                .map(|r| String::from_utf8_lossy(r.get::<_, &[u8]>(0)).into_owned())
+                .collect())
         })
         .await
     }

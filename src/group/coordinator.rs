@@ -588,3 +588,31 @@ impl Handler<DeleteGroup> for GroupCoordinator {
         )
     }
 }
+
+/// Cluster mode: the group's coordinator slot moved to another broker (or to a new epoch
+/// here). Parked joins and syncs are answered NOT_COORDINATOR (the members find the new
+/// coordinator and rejoin) and the actor stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for GroupCoordinator {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        for (id, tx) in self.joins.drain() {
+            let _ = tx.send(super::state::JoinResult::error(code::NOT_COORDINATOR, &id));
+        }
+        for (_, tx) in self.syncs.drain() {
+            let _ = tx.send(super::state::SyncResult {
+                error: code::NOT_COORDINATOR,
+                assignment: Bytes::new(),
+            });
+        }
+        for job in self.commit_queue.drain(..) {
+            if let Some(r) = job.reply {
+                let _ = r.send(code::NOT_COORDINATOR);
+            }
+        }
+        ctx.stop();
+    }
+}

@@ -197,7 +197,9 @@ impl GroupManager {
             return Ok(());
         }
         // A coordinator from an earlier tenure of the slot is stale: its members rejoin.
-        g.remove(group);
+        if let Some((stale, _)) = g.remove(group) {
+            stale.do_send(coordinator::Retire);
+        }
         if !offsets.is_empty() {
             let Some(addr) = self.spawn(GroupDoc {
                 group: group.to_string(),
@@ -293,6 +295,21 @@ impl GroupManager {
         s.iter()
             .map(|(k, v)| (k.clone(), v.read().map(|g| g.clone()).unwrap_or_default()))
             .collect()
+    }
+
+    /// Cluster mode: stop coordinators of groups whose slot this broker no longer holds.
+    pub fn retire_moved(&self) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let mut g = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|name, (addr, epoch)| {
+            let current = c.my_slot(name).is_some_and(|(_, e)| e == *epoch);
+            if !current {
+                addr.do_send(coordinator::Retire);
+            }
+            current
+        });
     }
 
     /// A topic was deleted: every group drops its offsets.

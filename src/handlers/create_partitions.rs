@@ -31,21 +31,26 @@ pub async fn handle(ctx: &RequestCtx, req: CreatePartitionsRequest) -> CreatePar
                 .topic(&name)
                 .map(|tp| tp.partitions.len() as i32)
                 .ok_or(Error::UnknownTopicOrPartition)?;
+            let assigned: Vec<Vec<i32>> = t
+                .assignments
+                .iter()
+                .flatten()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect();
             if let Some(assignments) = &t.assignments {
                 let wanted = (t.count - current).max(0) as usize;
                 let ok = assignments.len() == wanted
-                    && assignments
-                        .iter()
-                        .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.node_id());
+                    && assignments.iter().all(|a| {
+                        broker.valid_replicas(&a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>())
+                    });
                 if !ok {
                     return Err(Error::InvalidReplicaAssignment(format!(
-                        "assignments must give {wanted} new partitions one replica on broker {}",
-                        broker.node_id()
+                        "assignments must give {wanted} new partitions replicas on distinct live brokers"
                     )));
                 }
             }
             broker
-                .create_partitions(&name, t.count, req.validate_only)
+                .create_partitions(&name, t.count, &assigned, req.validate_only)
                 .await
         }
         .await;

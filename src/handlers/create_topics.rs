@@ -39,12 +39,11 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
                     ));
                 }
                 for (i, a) in t.assignments.iter().enumerate() {
-                    if a.partition_index != i as i32
-                        || a.broker_ids.len() != 1
-                        || a.broker_ids[0].0 != broker.node_id()
-                    {
+                    let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+                    if a.partition_index != i as i32 || !broker.valid_replicas(&ids) {
                         return Err(Error::InvalidReplicationFactor(
-                            "assignments must name partitions 0..n on this broker only".into(),
+                            "assignments must name partitions 0..n, each on distinct live brokers"
+                                .into(),
                         ));
                     }
                 }
@@ -54,9 +53,10 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
             } else {
                 t.num_partitions
             };
-            if t.replication_factor != -1 && t.replication_factor != 1 {
+            let live = broker.live_brokers().len() as i16;
+            if t.replication_factor != -1 && !(1..=live).contains(&t.replication_factor) {
                 return Err(Error::InvalidReplicationFactor(format!(
-                    "replication factor {} is larger than the 1 available broker",
+                    "replication factor {} must be between 1 and the {live} live broker(s)",
                     t.replication_factor
                 )));
             }
@@ -69,8 +69,17 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
             if req.validate_only {
                 return Ok((partitions, configs, None));
             }
+            let rf = match t.assignments.first() {
+                Some(a) => a.broker_ids.len() as i32,
+                None => i32::from(t.replication_factor).max(1),
+            };
+            let assigned: Vec<Vec<i32>> = t
+                .assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect();
             let topic = broker
-                .create_topic(&name, partitions, configs.clone())
+                .create_topic_replicated(&name, partitions, rf, &assigned, configs.clone())
                 .await?;
             Ok((partitions, configs, Some(topic.id)))
         }

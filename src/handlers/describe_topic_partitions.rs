@@ -20,7 +20,6 @@ pub fn handle(
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let b = &ctx.broker;
-    let node = BrokerId(b.node_id());
     let mut names: Vec<String> = if req.topics.is_empty() {
         b.topics().iter().map(|t| t.name.clone()).collect()
     } else {
@@ -71,11 +70,21 @@ pub fn handle(
                 break;
             }
             let mut dp = DescribeTopicPartitionsResponsePartition::default();
+            let (leader, epoch) = b.leader_of(&topic, p);
             dp.partition_index = p;
-            dp.leader_id = node;
-            dp.leader_epoch = 0;
-            dp.replica_nodes = vec![node];
-            dp.isr_nodes = vec![node];
+            dp.leader_id = BrokerId(leader);
+            dp.leader_epoch = epoch;
+            if leader < 0 {
+                dp.error_code = code::LEADER_NOT_AVAILABLE;
+            } else {
+                let replicas: Vec<BrokerId> = b
+                    .replicas(&topic, p, leader)
+                    .into_iter()
+                    .map(BrokerId)
+                    .collect();
+                dp.replica_nodes = replicas.clone();
+                dp.isr_nodes = replicas;
+            }
             t.partitions.push(dp);
             budget -= 1;
         }

@@ -29,8 +29,14 @@ fn describe(ctx: &RequestCtx, t: &Topic) -> MetadataResponseTopic {
                 // Cluster mode, between a leader's loss and its successor: retriable.
                 mp.error_code = code::LEADER_NOT_AVAILABLE;
             } else {
-                mp.replica_nodes = vec![BrokerId(leader)];
-                mp.isr_nodes = vec![BrokerId(leader)];
+                let replicas: Vec<BrokerId> = ctx
+                    .broker
+                    .replicas(t, p, leader)
+                    .into_iter()
+                    .map(BrokerId)
+                    .collect();
+                mp.replica_nodes = replicas.clone();
+                mp.isr_nodes = replicas;
             }
             mp
         })

@@ -623,17 +623,44 @@ impl Handler<GetSnapshot> for PartitionLeader {
 pub struct DeleteRecords(pub i64);
 
 impl Handler<DeleteRecords> for PartitionLeader {
-    type Result = Result<i64>;
+    type Result = ResponseActFuture<Self, Result<i64>>;
 
     fn handle(&mut self, m: DeleteRecords, _ctx: &mut Context<Self>) -> Self::Result {
         let before = self.log.hot_bytes();
-        let removed = self.log.delete_records(m.0)?;
+        let removed = match self.log.delete_records(m.0) {
+            Ok(r) => r,
+            Err(e) => return Box::pin(actix::fut::ready(Err(e))),
+        };
         self.env
             .hot_total
             .fetch_sub(before - self.log.hot_bytes(), Ordering::Relaxed);
         self.publish();
+        let start = self.log.log_start();
+        let Some(c) = self.env.cluster.clone() else {
+            self.dispose(removed, "DeleteRecords");
+            return Box::pin(actix::fut::ready(Ok(start)));
+        };
+        // Cluster mode: answered once the new log start is committed under this epoch; if
+        // that fails the leader restarts from the committed index (the client retries).
+        let bases: Vec<i64> = removed.iter().map(|s| s.base).collect();
+        let (tp, epoch) = (self.log.tp.clone(), self.log.leader_epoch);
         self.dispose(removed, "DeleteRecords");
-        Ok(self.log.log_start())
+        Box::pin(
+            async move {
+                c.store
+                    .swap_entries(&tp, c.node_id, epoch, &bases, None, Some(start))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(()) => Ok(start),
+                Err(e) => {
+                    tracing::warn!("{}: DeleteRecords not committed ({e})", act.log.tp);
+                    ctx.stop();
+                    Err(Error::NotLeader)
+                }
+            }),
+        )
     }
 }
 
