@@ -170,6 +170,28 @@ fn await_failover(bootstrap: &str, topic: &str, not: i32, partitions: i32) -> Du
     }
 }
 
+/// librdkafka's log lines, appended to a file when one is named.
+struct FileLog(Option<String>);
+
+impl ClientContext for FileLog {
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        if let Some(path) = &self.0 {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = writeln!(f, "{}.{:03} {fac} {msg}", t.as_secs(), t.subsec_millis());
+            }
+        }
+    }
+}
+impl rdkafka::consumer::ConsumerContext for FileLog {}
+
 #[derive(Clone, Default)]
 struct Acks {
     acked: Arc<Mutex<Vec<(i32, i64, String)>>>,
@@ -260,14 +282,19 @@ impl Workload {
                 consumed.clone(),
             );
             threads.push(std::thread::spawn(move || {
-                let c: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &bootstrap)
+                let mut cfg = ClientConfig::new();
+                cfg.set("bootstrap.servers", &bootstrap)
                     .set("group.id", "fault-group")
                     .set("enable.auto.commit", "false")
                     .set("auto.offset.reset", "earliest")
-                    .set("session.timeout.ms", "10000")
-                    .create()
-                    .unwrap();
+                    .set("session.timeout.ms", "10000");
+                // FAULT_CONSUMER_LOG=FILE: librdkafka's group debug log of the consumer.
+                let log = std::env::var("FAULT_CONSUMER_LOG").ok();
+                if log.is_some() {
+                    cfg.set("debug", "cgrp,fetch,topic")
+                        .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+                }
+                let c: BaseConsumer<FileLog> = cfg.create_with_context(FileLog(log)).unwrap();
                 c.subscribe(&[&topic]).unwrap();
                 let mut since_commit = 0;
                 let mut errors = 0;

@@ -30,7 +30,7 @@ const ORPHAN_SWEEP: Duration = Duration::from_secs(600);
 /// Objects no commit recorded are deleted once this old (far beyond any commit's duration).
 const ORPHAN_AGE: Duration = Duration::from_secs(600);
 /// Partitions whose committed index is loaded at once when leadership arrives.
-const TAKEOVER_CONCURRENCY: usize = 16;
+const TAKEOVER_CONCURRENCY: usize = 8;
 
 /// Connect to the metadata store, migrate its schema, and register this broker.
 pub(super) async fn join(settings: &Settings, dsn: &str) -> Result<(Arc<Cluster>, String)> {
@@ -99,11 +99,17 @@ impl Broker {
                 let Some(c) = b.cluster.clone() else { break };
                 match c.store.heartbeat(c.node_id, &c.incarnation).await {
                     Ok(true) => {}
-                    Ok(false) => tracing::error!(
-                        "node id {} was registered by another process: this broker's commits \
-                         are fenced; stop one of the two",
-                        c.node_id
-                    ),
+                    Ok(false) if b.shutting_down.load(Ordering::Relaxed) => break,
+                    Ok(false) => {
+                        // Another process registered this node id (everything this one led
+                        // got a new epoch then): nothing here can commit any more.
+                        tracing::error!(
+                            "node id {} was registered by another process (or this broker left \
+                             the cluster); exiting",
+                            c.node_id
+                        );
+                        std::process::exit(1);
+                    }
                     Err(e) => tracing::warn!("lease renewal failed: {e}"),
                 }
             }
@@ -145,7 +151,7 @@ impl Broker {
             }
         }
         let version = c.store.version().await?;
-        if force || version != c.version() || self.has_stopped_leader() {
+        if force || version != c.version() || self.has_stopped_leader() || self.missing_leader(&c) {
             let snap = c.store.snapshot().await?;
             c.set_view(&snap, brokers);
             self.reconcile(&snap).await;
@@ -169,6 +175,18 @@ impl Broker {
             .any(|l| l.is_none_or(|l| !live.contains(&l)))
     }
 
+    /// A partition the view says this broker leads has no local leader under that epoch (its
+    /// takeover failed, e.g. the store timed out): reconcile again.
+    fn missing_leader(&self, c: &Cluster) -> bool {
+        let v = c.view();
+        v.leaders.iter().any(|((tid, p), (leader, epoch))| {
+            *leader == Some(c.node_id)
+                && self
+                    .topic_by_id(tid)
+                    .is_some_and(|t| t.partition(*p).is_none_or(|part| part.epoch != *epoch))
+        })
+    }
+
     /// A local leader stepped down (fenced commit): reconcile to restart it if still ours.
     fn has_stopped_leader(&self) -> bool {
         self.topics()
@@ -184,6 +202,11 @@ impl Broker {
             return;
         };
         let _g = self.admin.lock().await;
+        // A snapshot older than one already applied (read before another reconcile ran).
+        if snap.version < c.applied_version() {
+            return;
+        }
+        c.set_applied_version(snap.version);
         let mine: HashMap<([u8; 16], i32), i32> = snap
             .leaders
             .iter()
@@ -405,6 +428,12 @@ impl Broker {
 
     async fn sweep_orphans(&self, c: &Cluster) {
         let now = crate::storage::writer::now_ms();
+        // Objects of a live broker process may be between their PUT and their commit: never
+        // swept, whatever the clocks say. A process that is not live can commit nothing (its
+        // partitions moved with a new epoch when its lease ended).
+        let Ok(live) = c.store.live_incarnations(c.session_timeout()).await else {
+            return;
+        };
         let mut old = Vec::new();
         // Only write-ahead objects named by cluster brokers (`wal/{node}-{incarnation}-{seq}`):
         // nothing else in the bucket is ever guessed to be garbage.
@@ -415,7 +444,10 @@ impl Broker {
                     .filter(|o| {
                         o.path
                             .strip_prefix(crate::storage::wal::WAL_PREFIX)
-                            .is_some_and(|n| n.matches('-').count() == 2)
+                            .and_then(|n| n.rsplit_once('-'))
+                            .is_some_and(|(owner, _)| {
+                                owner.matches('-').count() == 1 && !live.contains(owner)
+                            })
                     })
                     .map(|o| o.path),
             ),

@@ -44,6 +44,8 @@ pub struct Cluster {
     pub incarnation: String,
     pub settings: ClusterSettings,
     view: RwLock<View>,
+    /// The newest snapshot version reconciled.
+    applied: std::sync::atomic::AtomicI64,
 }
 
 impl Cluster {
@@ -54,7 +56,17 @@ impl Cluster {
             incarnation,
             settings,
             view: RwLock::new(View::default()),
+            applied: std::sync::atomic::AtomicI64::new(-1),
         }
+    }
+
+    pub fn applied_version(&self) -> i64 {
+        self.applied.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_applied_version(&self, v: i64) {
+        self.applied
+            .fetch_max(v, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn session_timeout(&self) -> Duration {

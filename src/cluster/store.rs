@@ -252,7 +252,7 @@ impl Store {
             },
         );
         let pool = Pool::builder(mgr)
-            .max_size(8)
+            .max_size(32)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .timeouts(Timeouts {
                 wait: Some(STATEMENT_TIMEOUT),
@@ -392,6 +392,23 @@ impl Store {
             )
             .await
             .map_err(Detailed::detailed)?;
+            // A new process under this node id: whatever an earlier process of it led gets a
+            // new epoch, so that process (paused, say) can commit nothing any more.
+            tx.execute(
+                "WITH u AS (UPDATE partitions SET leader_epoch = leader_epoch + 1 WHERE leader = $1
+                            RETURNING topic_id, partition, leader_epoch, next_offset)
+                 INSERT INTO leader_epochs (topic_id, partition, epoch, start_offset)
+                 SELECT topic_id, partition, leader_epoch, next_offset FROM u ON CONFLICT DO NOTHING",
+                &[&id],
+            )
+            .await
+            .map_err(Detailed::detailed)?;
+            tx.execute(
+                "UPDATE coordinators SET leader_epoch = leader_epoch + 1 WHERE leader = $1",
+                &[&id],
+            )
+            .await
+            .map_err(Detailed::detailed)?;
             tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
                 .await
                 .map_err(Detailed::detailed)?;
@@ -407,7 +424,7 @@ impl Store {
             let c = self.client().await?;
             let n = c
                 .execute(
-                    "UPDATE brokers SET heartbeat = now(), live = true WHERE node_id = $1 AND incarnation = $2",
+                    "UPDATE brokers SET heartbeat = now() WHERE node_id = $1 AND incarnation = $2 AND live",
                     &[&node_id, &incarnation],
                 )
                 .await
@@ -454,6 +471,24 @@ impl Store {
                     rack: r.get(3),
                 })
                 .collect())
+        })
+        .await
+    }
+
+    /// `{node}-{incarnation}` of every broker process whose lease is current (the orphan
+    /// sweep never touches their objects: they may be between a PUT and its commit).
+    pub async fn live_incarnations(&self, session: Duration) -> Result<HashSet<String>> {
+        let session_ms = session.as_millis() as f64;
+        timed(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT node_id::text || '-' || incarnation FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0)",
+                    &[&session_ms],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
         })
         .await
     }
@@ -903,21 +938,24 @@ impl Store {
     }
 
     /// Change one partition's committed index as its leader under `epoch`: remove the entries
-    /// starting at `removed`, add `added` (a table segment, recorded as an object of the
-    /// store), and move the log start up to `log_start`. `Error::Fenced` when this broker no
-    /// longer leads the partition under `epoch`; nothing changes unless every removed entry
-    /// was there.
+    /// `removed` (matched by base, last offset and object, so a merged entry that starts at
+    /// the same base is never taken for one of its inputs), add `added` (a table segment,
+    /// recorded as an object of the store), and move the log start up to `log_start`.
+    /// `Error::Fenced` when this broker no longer leads the partition under `epoch`; nothing
+    /// changes unless every removed entry was there.
     pub async fn swap_entries(
         &self,
         tp: &TopicPartition,
         node_id: i32,
         epoch: i32,
-        removed: &[i64],
+        removed: &[crate::storage::writer::SegmentMeta],
         added: Option<&crate::storage::writer::SegmentMeta>,
         log_start: Option<i64>,
     ) -> Result<()> {
         let id = tp.topic_id.to_vec();
-        let removed = removed.to_vec();
+        let bases: Vec<i64> = removed.iter().map(|s| s.base).collect();
+        let lasts: Vec<i64> = removed.iter().map(|s| s.last).collect();
+        let paths: Vec<String> = removed.iter().map(|s| s.path.clone()).collect();
         timed(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(Detailed::detailed)?;
@@ -933,15 +971,17 @@ impl Store {
             }
             let n = tx
                 .execute(
-                    "DELETE FROM log_entries WHERE topic_id = $1 AND partition = $2 AND base_offset = ANY($3)",
-                    &[&id, &tp.partition, &removed],
+                    "DELETE FROM log_entries e USING unnest($3::int8[], $4::int8[], $5::text[]) AS r(base, last, path)
+                     WHERE e.topic_id = $1 AND e.partition = $2
+                       AND e.base_offset = r.base AND e.last_offset = r.last AND e.path = r.path",
+                    &[&id, &tp.partition, &bases, &lasts, &paths],
                 )
                 .await
                 .map_err(Detailed::detailed)?;
-            if n != removed.len() as u64 {
+            if n != bases.len() as u64 {
                 return Err(Error::Internal(format!(
                     "{tp}: committed index differs from the leader's ({n} of {} entries)",
-                    removed.len()
+                    bases.len()
                 )));
             }
             if let Some(s) = added {

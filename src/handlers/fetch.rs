@@ -11,6 +11,7 @@ use crate::error::{code, Error, Result};
 use crate::log::leader::Read;
 use crate::log::partition::ReadPlan;
 use bytes::Bytes;
+use futures::StreamExt;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::atomic::Ordering;
@@ -32,6 +33,9 @@ struct Target {
     leader_epoch: i32,
     topic: Option<Arc<Topic>>,
 }
+
+/// Index entries whose first row group a cold read fetches ahead (in order).
+const COLD_READ_AHEAD: usize = 8;
 
 /// A Fetch response and, per partition (in response order), its batches as shared chunks:
 /// they are spliced into the response frame by [`crate::protocol::fetch_response::encode`]
@@ -266,12 +270,24 @@ async fn read_partition(
     let chunks: Vec<Bytes> = match plan {
         ReadPlan::Hot(chunks) => chunks,
         ReadPlan::Cold(segments) => {
-            // Row group by row group: only what this response serves is decoded.
+            // Row group by row group: only what this response serves is decoded. The first row
+            // group of the next few entries is fetched ahead, in order: a log that a leader
+            // took over is many small write-ahead parts, each a ranged GET, and one at a time
+            // their latency would bound a consumer catching up.
+            let storage = &broker.storage;
+            let cache = &broker.cache;
+            let mut reads = futures::stream::iter(segments)
+                .map(|s| async move {
+                    let start = offset.max(s.base);
+                    let first = cache.group_at(storage, &s, start).await;
+                    (s, start, first)
+                })
+                .buffered(COLD_READ_AHEAD);
             let mut chunks = Vec::new();
             let mut size = 0usize;
-            let mut at = offset;
-            'outer: for s in segments {
-                while let Some(group) = broker.cache.group_at(&broker.storage, &s, at).await? {
+            'outer: while let Some((s, mut at, first)) = reads.next().await {
+                let mut next = first?;
+                while let Some(group) = next {
                     for b in group.iter() {
                         if b.last_offset < offset {
                             continue;
@@ -299,6 +315,7 @@ async fn read_partition(
                     if size >= limit {
                         break 'outer;
                     }
+                    next = cache.group_at(storage, &s, at).await?;
                 }
             }
             chunks

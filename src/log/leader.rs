@@ -247,30 +247,24 @@ impl PartitionLeader {
             // Cluster mode: the swap is committed under this leader's epoch before it
             // takes effect here.
             match (res, cluster) {
-                (Ok((inputs, merged, recheck)), Some(c)) => {
-                    let bases: Vec<i64> = inputs.iter().map(|s| s.base).collect();
-                    c.store
-                        .swap_entries(&tp, c.node_id, epoch, &bases, Some(&merged), None)
-                        .await
-                        .map(|()| (inputs, merged, recheck))
-                }
+                (Ok((inputs, merged, recheck)), Some(c)) => c
+                    .store
+                    .swap_entries(&tp, c.node_id, epoch, &inputs, Some(&merged), None)
+                    .await
+                    .map(|()| (inputs, merged, recheck)),
                 (res, _) => res,
             }
         };
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             act.merging = false;
-            if !act.stop_waiters.is_empty() {
-                // The partition is being deleted: its objects are deleted after we answer.
-                for w in act.stop_waiters.drain(..) {
-                    let _ = w.send(());
-                }
-                ctx.stop();
+            if act.answer_stop_waiters(ctx) {
                 return;
             }
             let (inputs, merged, recheck) = match res {
                 Ok(m) => m,
-                Err(Error::Fenced) => {
-                    tracing::info!("{}: leadership moved during a rewrite", act.log.tp);
+                Err(e) if act.env.cluster.is_some() => {
+                    // Fenced, or the swap's outcome is unknown: the committed index decides.
+                    tracing::info!("{}: rewrite not committed ({e}); restarting", act.log.tp);
                     ctx.stop();
                     return;
                 }
@@ -315,6 +309,19 @@ impl PartitionLeader {
         }));
     }
 
+    /// A Stop arrived while a rewrite or an index commit was running: answer it now (the
+    /// partition's objects may be deleted after that) and stop. True when stopping.
+    fn answer_stop_waiters(&mut self, ctx: &mut Context<Self>) -> bool {
+        if self.stop_waiters.is_empty() {
+            return false;
+        }
+        for w in self.stop_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        ctx.stop();
+        true
+    }
+
     fn run_retention(&mut self, ctx: &mut Context<Self>) {
         let ttl = self.env.producer_expiration.as_millis() as i64;
         let forgotten = self.log.producers.expire(now_ms(), ttl);
@@ -351,7 +358,7 @@ impl PartitionLeader {
             // Committed after the fact: removed entries are only hidden here until then, and
             // if the commit fails the leader restarts from the committed index (which still
             // has them; the next retention pass removes them again).
-            let bases: Vec<i64> = removed.iter().map(|s| s.base).collect();
+            let gone = removed.clone();
             let (tp, epoch, start) = (
                 self.log.tp.clone(),
                 self.log.leader_epoch,
@@ -359,12 +366,15 @@ impl PartitionLeader {
             );
             let fut = async move {
                 c.store
-                    .swap_entries(&tp, c.node_id, epoch, &bases, None, Some(start))
+                    .swap_entries(&tp, c.node_id, epoch, &gone, None, Some(start))
                     .await
             };
             self.merging = true;
             ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
                 act.merging = false;
+                if act.answer_stop_waiters(ctx) {
+                    return;
+                }
                 if let Err(e) = res {
                     tracing::warn!("{}: retention not committed ({e}); restarting", act.log.tp);
                     ctx.stop();
@@ -642,22 +652,29 @@ impl Handler<DeleteRecords> for PartitionLeader {
         };
         // Cluster mode: answered once the new log start is committed under this epoch; if
         // that fails the leader restarts from the committed index (the client retries).
-        let bases: Vec<i64> = removed.iter().map(|s| s.base).collect();
+        // Index changes of one leader are committed one at a time: merges wait meanwhile.
+        let gone = removed.clone();
         let (tp, epoch) = (self.log.tp.clone(), self.log.leader_epoch);
         self.dispose(removed, "DeleteRecords");
+        self.merging = true;
         Box::pin(
             async move {
                 c.store
-                    .swap_entries(&tp, c.node_id, epoch, &bases, None, Some(start))
+                    .swap_entries(&tp, c.node_id, epoch, &gone, None, Some(start))
                     .await
             }
             .into_actor(self)
-            .map(move |res, act, ctx| match res {
-                Ok(()) => Ok(start),
-                Err(e) => {
-                    tracing::warn!("{}: DeleteRecords not committed ({e})", act.log.tp);
-                    ctx.stop();
-                    Err(Error::NotLeader)
+            .map(move |res, act, ctx| {
+                act.merging = false;
+                let stopping = act.answer_stop_waiters(ctx);
+                match res {
+                    Ok(()) if !stopping => Ok(start),
+                    Ok(()) => Err(Error::NotLeader),
+                    Err(e) => {
+                        tracing::warn!("{}: DeleteRecords not committed ({e})", act.log.tp);
+                        ctx.stop();
+                        Err(Error::NotLeader)
+                    }
                 }
             }),
         )

@@ -75,7 +75,14 @@ pub async fn merge_segments(
     let path = segment_path(tp, first.base, last.last);
     let size = enc.data.len() as u64;
     super::crash_point("compact.before_put");
-    storage.put_create(&path, enc.data).await?;
+    match storage.put_create(&path, enc.data.clone()).await {
+        // An earlier run of this very merge wrote its output and then failed before the index
+        // swap (or its leader lost the partition): no index entry refers to that object (an
+        // indexed segment of this exact range would have excluded these inputs), so it is
+        // replaced rather than blocking this range's merges for good.
+        Err(Error::AlreadyExists(_)) => storage.put_overwrite(&path, enc.data).await?,
+        r => r?,
+    }
     super::crash_point("compact.after_put");
     Ok(SegmentMeta {
         base: first.base,
