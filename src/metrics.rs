@@ -264,6 +264,8 @@ impl BrokerCollector {
             "consumer_groups",
             "consumer_group_members",
             "consumer_group_lag",
+            "cluster_live_brokers",
+            "cluster_partitions_led",
         ];
         let descs = names
             .iter()
@@ -378,8 +380,29 @@ impl Collector for BrokerCollector {
                 }
             }
         }
+        // Cluster mode: live brokers as this broker sees them, and the partitions it leads.
+        let live = self.gauge_vec(
+            "cluster_live_brokers",
+            "Live brokers of the cluster (1 for a standalone broker)",
+            &[],
+        );
+        live.with_label_values::<&str>(&[])
+            .set(b.live_brokers().len() as i64);
+        let led = self.gauge_vec(
+            "cluster_partitions_led",
+            "Partitions this broker leads",
+            &[],
+        );
+        led.with_label_values::<&str>(&[]).set(
+            b.topics()
+                .iter()
+                .map(|t| t.local_partitions().count() as i64)
+                .sum(),
+        );
         let mut out = Vec::new();
         for v in [
+            live,
+            led,
             hw,
             ls,
             hot,
