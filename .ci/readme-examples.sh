@@ -35,7 +35,8 @@ cmd=${cmd//cargo run --release --/$BIN}
 cd "$WORK"
 bash -c "exec $cmd" > "$WORK/broker.log" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The broker writes its checkpoint while it shuts down: wait for it before removing its folder.
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 200); do curl -sf http://127.0.0.1:9093/ready >/dev/null && break; sleep 0.1; done
 curl -sf http://127.0.0.1:9093/ready >/dev/null || { echo "FAIL broker not ready"; tail "$WORK/broker.log"; exit 1; }
 
