@@ -154,6 +154,23 @@ fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
     out
 }
 
+/// Partition → leader once every one of `partitions` has a leader (Metadata from a broker whose
+/// view lags a moment answers LEADER_NOT_AVAILABLE, as clients know to retry).
+fn settled_leaders(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i32> {
+    let t0 = Instant::now();
+    loop {
+        let l = leaders(bootstrap, topic);
+        if l.len() == partitions as usize && l.values().all(|&b| b > 0) {
+            return l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{topic}: leaders did not settle: {l:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Wait until every partition has a live leader other than `not`; returns how long it took.
 fn await_failover(bootstrap: &str, topic: &str, not: i32, partitions: i32) -> Duration {
     let t0 = Instant::now();
@@ -537,7 +554,7 @@ fn fault_suite_three_brokers_zero_acknowledged_loss() {
     let mut faults = 0;
 
     // 1. kill -9 of a leader.
-    let victim = leaders(&bootstrap, topic)[&0];
+    let victim = settled_leaders(&bootstrap, topic, 6)[&0];
     c.brokers[(victim - 1) as usize].take().unwrap().kill9();
     faults += 1;
     failovers.push(await_failover(&bootstrap, topic, victim, 6));
@@ -546,7 +563,7 @@ fn fault_suite_three_brokers_zero_acknowledged_loss() {
     w.await_progress(1000, "restart after kill -9");
 
     // 2. SIGSTOP of a leader past its lease (a zombie), then SIGCONT.
-    let zombie = leaders(&bootstrap, topic)[&1];
+    let zombie = settled_leaders(&bootstrap, topic, 6)[&1];
     signal(c.pid(zombie), "-STOP");
     faults += 1;
     failovers.push(await_failover(&bootstrap, topic, zombie, 6));
@@ -592,7 +609,7 @@ fn fault_suite_three_brokers_zero_acknowledged_loss() {
     w.await_progress(1000, "a fourth broker");
 
     // 7. Combined: PostgreSQL restarts while a leader is killed.
-    let victim = leaders(&bootstrap, topic)[&2];
+    let victim = settled_leaders(&bootstrap, topic, 6)[&2];
     c.brokers[(victim - 1) as usize].take().unwrap().kill9();
     c.pg.restart(Duration::from_secs(1));
     faults += 2;
@@ -657,8 +674,7 @@ fn brokers_route_clients_to_leaders_and_coordinators() {
     let mut raw = Raw::connect(addrs[1]);
     let (code, msg) = raw.create_topic_with("routed", 3, &[]);
     assert_eq!(code, 0, "{msg:?}");
-    let l = leaders(&c.bootstrap(), "routed");
-    assert_eq!(l.len(), 3);
+    let l = settled_leaders(&c.bootstrap(), "routed", 3);
     let mut by_leader: Vec<i32> = l.values().copied().collect();
     by_leader.sort();
     assert_eq!(
@@ -671,10 +687,20 @@ fn brokers_route_clients_to_leaders_and_coordinators() {
     let leader = l[&0];
     let other = (1..=3).find(|n| *n != leader).unwrap();
     let mut raw = Raw::connect(addrs[(other - 1) as usize]);
-    let req = common::produce_request("routed", 0, common::batch(&[b"x"]));
-    let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 10, RequestKind::Produce(req))
-    else {
-        panic!()
+    // That broker may learn about the topic a poll interval later (UNKNOWN_TOPIC_OR_PARTITION
+    // until then, as a client would retry).
+    let t0 = Instant::now();
+    let r = loop {
+        let req = common::produce_request("routed", 0, common::batch(&[b"x"]));
+        let ResponseKind::Produce(r) = raw.request(ApiKey::Produce, 10, RequestKind::Produce(req))
+        else {
+            panic!()
+        };
+        let p = &r.responses[0].partition_responses[0];
+        if p.error_code != 3 && p.current_leader.leader_id.0 >= 0 || t0.elapsed().as_secs() > 10 {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     };
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
@@ -683,7 +709,15 @@ fn brokers_route_clients_to_leaders_and_coordinators() {
     assert!(r.node_endpoints.iter().any(|n| n.node_id.0 == leader));
     // The leader takes it.
     let mut raw = Raw::connect(addrs[(leader - 1) as usize]);
-    let (code, off) = raw.produce_batch("routed", 0, common::batch(&[b"y"]));
+    let t0 = Instant::now();
+    let (code, off) = loop {
+        // NOT_LEADER_OR_FOLLOWER until the leader has started it (retriable).
+        let r = raw.produce_batch("routed", 0, common::batch(&[b"y"]));
+        if r.0 != 6 || t0.elapsed().as_secs() > 10 {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!((code, off), (0, 0));
 
     // FindCoordinator agrees everywhere.
