@@ -674,14 +674,21 @@ fn brokers_route_clients_to_leaders_and_coordinators() {
     let mut raw = Raw::connect(addrs[1]);
     let (code, msg) = raw.create_topic_with("routed", 3, &[]);
     assert_eq!(code, 0, "{msg:?}");
-    let l = settled_leaders(&c.bootstrap(), "routed", 3);
-    let mut by_leader: Vec<i32> = l.values().copied().collect();
-    by_leader.sort();
-    assert_eq!(
-        by_leader,
-        vec![1, 2, 3],
-        "3 partitions spread over 3 brokers"
-    );
+    // Spread over the 3 brokers (once the controller sees all of them live).
+    let t0 = Instant::now();
+    let l = loop {
+        let l = settled_leaders(&c.bootstrap(), "routed", 3);
+        let mut by_leader: Vec<i32> = l.values().copied().collect();
+        by_leader.sort();
+        if by_leader == vec![1, 2, 3] {
+            break l;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "3 partitions spread over 3 brokers: {l:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
 
     // Produce v10 to a broker that does not lead partition 0.
     let leader = l[&0];
