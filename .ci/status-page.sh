@@ -14,7 +14,8 @@ CHROME=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROME" ] || { echo "FAIL chromium is not installed"; exit 1; }
 "$BIN" --storage-path "$WORK/data" --kafka-port $KPORT --http-port $HPORT > "$WORK/broker.log" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# The broker writes its checkpoint while it shuts down: wait for it before removing its folder.
+trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$HPORT/ready" >/dev/null && break; sleep 0.1; done
 
 "$PY" - "127.0.0.1:$KPORT" <<'EOF'
