@@ -48,6 +48,11 @@ done
 cat > "$WORK/test.conf" <<CONF
 bootstrap.servers=$BOOTSTRAP
 CONF
+# CONFORMANCE_CLIENT_CONF: extra client properties (one per line), e.g. SASL credentials for a
+# broker started with authentication and ACLs through HERACLITUS_… variables.
+if [ -n "${CONFORMANCE_CLIENT_CONF:-}" ]; then
+  printf '%s\n' "$CONFORMANCE_CLIENT_CONF" >> "$WORK/test.conf"
+fi
 export RDKAFKA_TEST_CONF="$WORK/test.conf"
 export TEST_KAFKA_VERSION=${TEST_KAFKA_VERSION:-3.9.0}
 export LD_LIBRARY_PATH=$RDK/../src:$RDK/../src-cpp
@@ -75,7 +80,8 @@ run_one() {
     echo "PASS librdkafka $name (${secs}s)" | tee "$RESULTS/$test${flags//[^A-Za-z_]/}.pass"
   else
     { echo "FAIL librdkafka $name (${secs}s, rc=$rc)"
-      grep -aE "### Test|Test assertion|failed at" "$log" | head -4 | sed 's/^/    /'
+      # The failure line and the reason on the line after it.
+      grep -aE -A1 "### Test|Test assertion|failed at" "$log" | head -8 | sed 's/^/    /'
     } | tee "$RESULTS/$test${flags//[^A-Za-z_]/}.fail"
   fi
 }

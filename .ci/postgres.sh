@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL from Debian's `postgresql` package for cluster-mode runs.
 #   .ci/postgres.sh start DIR PORT   initdb into DIR (trust auth, user heraclitus), start on
-#                                    127.0.0.1:PORT, create database heraclitus
+#                                    127.0.0.1:PORT (fsync off, as the tests' own harness: the
+#                                    smokes test clients, not PostgreSQL's durability, and a
+#                                    busy CI disk must not stall commits), create database
+#                                    heraclitus
 #   .ci/postgres.sh createdb DIR PORT NAME
 #   .ci/postgres.sh stop DIR
 # PostgreSQL refuses to run as root: as root, its programs run as the postgres user.
@@ -17,7 +20,7 @@ case $cmd in
     if [ "$(id -u)" = 0 ]; then chown postgres "$DIR"; chmod 755 "$(dirname "$DIR")" || true; fi
     as_pg "$BIN/initdb" -D "$DIR/data" --auth=trust -U heraclitus --no-sync >/dev/null
     as_pg "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w \
-      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null
+      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
     as_pg "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U heraclitus heraclitus
     ;;
   createdb)

@@ -17,11 +17,23 @@ pub struct Settings {
     pub bind_host: String,
     pub kafka_port: u16,
     pub http_port: u16,
+    /// Serve the HTTP port (status page, /metrics, /health) over TLS with `tls.cert_file` and
+    /// `tls.key_file`, reloaded with them.
+    pub http_tls: bool,
     /// Host advertised to clients in Metadata (an IPv4 address by default: librdkafka tries IPv6
     /// first for "localhost").
     pub advertised_host: String,
     /// Port advertised to clients; defaults to the bound Kafka port.
     pub advertised_port: Option<u16>,
+    /// Kafka listeners (`PLAINTEXT://0.0.0.0:9092,SASL_SSL://:9094`); unset: one listener on
+    /// `bind_host:kafka_port` (PLAINTEXT, or SASL_PLAINTEXT with `auth.enabled`).
+    pub listeners: Option<String>,
+    /// What Metadata advertises per listener (`SSL://kafka.example:9093`); a listener not
+    /// named here advertises its own host (or `advertised_host` when bound to every
+    /// interface) and port.
+    pub advertised_listeners: Option<String>,
+    /// Certificates of the SSL and SASL_SSL listeners.
+    pub tls: TlsSettings,
     /// This broker's node id (1 when unset in standalone mode; in cluster mode assigned through
     /// the metadata store when unset, and kept across restarts at the same advertised address).
     pub node_id: Option<i32>,
@@ -40,6 +52,9 @@ pub struct Settings {
     /// Largest Fetch response (Kafka's `fetch.max.bytes`): a response holds at most
     /// min(request max_bytes, this), but always at least one batch when one is available.
     pub fetch_max_bytes: usize,
+    /// Incremental fetch sessions kept (KIP-227; Kafka's
+    /// `max.incremental.fetch.session.cache.slots`). 0 disables them.
+    pub fetch_session_cache_slots: usize,
     /// Client connections open at once (Kafka's `max.connections`); a connection beyond it is
     /// closed as soon as it is accepted.
     pub max_connections: usize,
@@ -64,7 +79,56 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub performance: PerformanceSettings,
     pub auth: AuthSettings,
+    pub authorization: AuthorizationSettings,
     pub cluster: ClusterSettings,
+}
+
+/// ACL authorization (Kafka's standard authorizer). Off by default: every client may do
+/// everything, and the ACL APIs answer SECURITY_DISABLED as Kafka without an authorizer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthorizationSettings {
+    /// Check every request against the ACLs.
+    pub enabled: bool,
+    /// Principals allowed everything (`User:admin`), as a YAML list or, like Kafka's
+    /// `super.users`, one string separated by `;` (handy in `HERACLITUS_AUTHORIZATION__SUPER_USERS`).
+    #[serde(deserialize_with = "list_or_semicolons")]
+    pub super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: a resource no ACL applies to is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
+    /// How a client certificate's subject becomes a principal name on SSL listeners: `dn`
+    /// (Kafka's default: the whole RFC 2253 subject, `User:CN=alice,O=Acme`) or `cn` (its
+    /// common name only, `User:alice`).
+    pub ssl_principal: String,
+}
+
+impl Default for AuthorizationSettings {
+    fn default() -> Self {
+        AuthorizationSettings {
+            enabled: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
+            ssl_principal: "dn".into(),
+        }
+    }
+}
+
+fn list_or_semicolons<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(v) => v,
+        ListOrString::One(s) => s
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 /// Cluster mode: several brokers over one storage path, coordinated through PostgreSQL.
@@ -164,6 +228,11 @@ pub struct GroupSettings {
     pub max_size: usize,
     /// Delay of an empty group's first rebalance (group.initial.rebalance.delay.ms).
     pub initial_rebalance_delay_ms: u64,
+    /// Session timeout of consumer-protocol (KIP-848) members
+    /// (group.consumer.session.timeout.ms).
+    pub consumer_session_timeout_ms: u64,
+    /// How often consumer-protocol members heartbeat (group.consumer.heartbeat.interval.ms).
+    pub consumer_heartbeat_interval_ms: u64,
 }
 
 impl Default for GroupSettings {
@@ -173,6 +242,8 @@ impl Default for GroupSettings {
             max_session_timeout_ms: 1_800_000,
             max_size: 10_000,
             initial_rebalance_delay_ms: 3_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
@@ -182,6 +253,12 @@ impl Default for GroupSettings {
 pub struct MetricsSettings {
     pub enabled: bool,
     pub prefix: String,
+    /// When set, `/metrics`, the status page and `/api/v1/` need `Authorization: Bearer <this>`
+    /// (`/health` and `/ready` stay open for probes).
+    pub bearer_token: Option<String>,
+    /// When both are set, the same pages also accept HTTP basic authentication with them.
+    pub basic_username: Option<String>,
+    pub basic_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -197,6 +274,36 @@ pub struct PerformanceSettings {
     pub buffer_pool_size: usize,
     /// zstd level of the Parquet pages the broker writes.
     pub compression_level: i32,
+}
+
+/// TLS for SSL and SASL_SSL listeners (rustls; TLS 1.2 and 1.3). Certificate and key files
+/// are re-read on SIGHUP and when they change on disk; connections keep their session.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM certificate chain (the broker's certificate first).
+    pub cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<String>,
+    /// PEM CA certificates that client certificates must chain to (mutual TLS).
+    pub client_ca_file: Option<String>,
+    /// `none`, `requested` (verified when presented) or `required` (Kafka's
+    /// `ssl.client.auth`).
+    pub client_auth: String,
+    /// A handshake not finished by then closes the connection.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            client_auth: "none".into(),
+            handshake_timeout_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -234,8 +341,12 @@ impl Default for Settings {
             bind_host: "0.0.0.0".into(),
             kafka_port: 9092,
             http_port: 9093,
+            http_tls: false,
             advertised_host: "127.0.0.1".into(),
             advertised_port: None,
+            listeners: None,
+            advertised_listeners: None,
+            tls: TlsSettings::default(),
             node_id: None,
             auto_create_topics: true,
             default_partitions: 1,
@@ -244,6 +355,7 @@ impl Default for Settings {
             max_in_flight_per_connection: 1000,
             max_in_flight_bytes_per_connection: 16 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
+            fetch_session_cache_slots: 1000,
             max_connections: 10_000,
             max_connections_per_ip: 10_000,
             max_partitions: 100_000,
@@ -257,6 +369,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             performance: PerformanceSettings::default(),
             auth: AuthSettings::default(),
+            authorization: AuthorizationSettings::default(),
             cluster: ClusterSettings::default(),
         }
     }
@@ -304,6 +417,9 @@ impl Default for MetricsSettings {
         MetricsSettings {
             enabled: true,
             prefix: "heraclitus".into(),
+            bearer_token: None,
+            basic_username: None,
+            basic_password: None,
         }
     }
 }
@@ -379,6 +495,23 @@ impl Settings {
         if self.default_partitions < 1 {
             return bad("default_partitions", "must be at least 1");
         }
+        if self.http_tls && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
+            return bad("http_tls", "needs tls.cert_file and tls.key_file");
+        }
+        if !matches!(self.authorization.ssl_principal.as_str(), "dn" | "cn") {
+            return bad("authorization.ssl_principal", "must be dn or cn");
+        }
+        for u in &self.authorization.super_users {
+            if !u
+                .split_once(':')
+                .is_some_and(|(k, n)| !k.is_empty() && !n.is_empty())
+            {
+                return bad(
+                    "authorization.super_users",
+                    "principals are written Type:name, e.g. User:admin",
+                );
+            }
+        }
         if self.max_request_bytes < 1024 || self.max_request_bytes > i32::MAX as usize {
             return bad("max_request_bytes", "must be between 1024 and 2147483647");
         }
@@ -396,6 +529,9 @@ impl Settings {
         }
         if self.max_in_flight_per_connection == 0 {
             return bad("max_in_flight_per_connection", "must be at least 1");
+        }
+        if self.fetch_session_cache_slots > 1_000_000 {
+            return bad("fetch_session_cache_slots", "must be at most 1000000");
         }
         if self.fetch_max_bytes < 1024 || self.fetch_max_bytes > i32::MAX as usize {
             return bad("fetch_max_bytes", "must be between 1024 and 2147483647");
@@ -446,6 +582,43 @@ impl Settings {
         }
         if self.advertised_host.trim().is_empty() {
             return bad("advertised_host", "must not be empty");
+        }
+        let listeners = match crate::network::listeners::resolve(self) {
+            Ok(l) => l,
+            Err(e) => return bad("listeners", &e),
+        };
+        let t = &self.tls;
+        if !["none", "requested", "required"].contains(&t.client_auth.as_str()) {
+            return bad("tls.client_auth", "must be none, requested or required");
+        }
+        if t.client_auth != "none" && t.client_ca_file.is_none() {
+            return bad(
+                "tls.client_ca_file",
+                "needed to verify client certificates (tls.client_auth)",
+            );
+        }
+        if !(100..=600_000).contains(&t.handshake_timeout_ms) {
+            return bad("tls.handshake_timeout_ms", "must be between 100 and 600000");
+        }
+        for l in &listeners {
+            if l.protocol.tls() && (t.cert_file.is_none() || t.key_file.is_none()) {
+                return bad(
+                    "tls.cert_file",
+                    &format!(
+                        "the {} listener needs tls.cert_file and tls.key_file",
+                        l.name()
+                    ),
+                );
+            }
+            if l.protocol.sasl() && !self.auth.enabled {
+                return bad(
+                    "auth.enabled",
+                    &format!(
+                        "the {} listener needs SASL users (auth.enabled and users)",
+                        l.name()
+                    ),
+                );
+            }
         }
         if self.node_id.is_some_and(|n| n < 0) {
             return bad("node_id", "must be 0 or more");
@@ -506,6 +679,14 @@ impl Settings {
                 "must not exceed groups.max_session_timeout_ms",
             );
         }
+        if self.groups.consumer_heartbeat_interval_ms == 0
+            || self.groups.consumer_heartbeat_interval_ms >= self.groups.consumer_session_timeout_ms
+        {
+            return bad(
+                "groups.consumer_heartbeat_interval_ms",
+                "must be positive and below groups.consumer_session_timeout_ms",
+            );
+        }
         if self.groups.max_size == 0 {
             return bad("groups.max_size", "must be at least 1");
         }
@@ -552,6 +733,12 @@ impl Settings {
             }
         };
         mask(&mut s.auth.plain_password);
+        for v in [&mut s.metrics.bearer_token, &mut s.metrics.basic_password]
+            .into_iter()
+            .flatten()
+        {
+            mask(v);
+        }
         for u in s.auth.users.iter_mut() {
             for v in [&mut u.password, &mut u.scram_sha_256, &mut u.scram_sha_512]
                 .into_iter()

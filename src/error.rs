@@ -25,6 +25,8 @@ pub mod code {
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
     pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
@@ -38,6 +40,7 @@ pub mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const SECURITY_DISABLED: i16 = 54;
     pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
     pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
     pub const ILLEGAL_SASL_STATE: i16 = 34;
@@ -45,6 +48,17 @@ pub mod code {
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INVALID_RECORD: i16 = 87;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+
+    // Groups (the classic protocol's own codes are in `group::state`).
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
+    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 /// Everything that can go wrong inside the broker.
@@ -104,6 +118,13 @@ pub enum Error {
     Fenced,
     #[error("request timed out")]
     Timeout,
+    /// The ACLs do not allow this principal the operation on the topic.
+    #[error("Topic authorization failed.")]
+    TopicAuthorization,
+    #[error("Group authorization failed.")]
+    GroupAuthorization,
+    #[error("Cluster authorization failed.")]
+    ClusterAuthorization,
     #[error("storage: {0}")]
     Storage(String),
     #[error("storage object already exists: {0}")]
@@ -144,6 +165,9 @@ impl Error {
             Error::NotLeader | Error::Fenced => NOT_LEADER_OR_FOLLOWER,
             Error::NotCoordinator => NOT_COORDINATOR,
             Error::Timeout => REQUEST_TIMED_OUT,
+            Error::TopicAuthorization => TOPIC_AUTHORIZATION_FAILED,
+            Error::GroupAuthorization => GROUP_AUTHORIZATION_FAILED,
+            Error::ClusterAuthorization => CLUSTER_AUTHORIZATION_FAILED,
             // Retriable: the client retries the produce; nothing was acknowledged.
             Error::Storage(_) | Error::AlreadyExists(_) => KAFKA_STORAGE_ERROR,
             Error::Parquet(_) => KAFKA_STORAGE_ERROR,

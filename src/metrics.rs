@@ -31,6 +31,11 @@ pub struct Metrics {
     /// Fetch payload bytes by where they came from: the hot tail (as produced) or rebuilt
     /// from stored objects (cold).
     pub fetch_bytes: IntCounterVec,
+    /// Fetch requests by fetch session use (KIP-227): `none` (sessionless), `new` (a full
+    /// fetch that created a session), `incremental`.
+    pub fetch_session_requests: IntCounterVec,
+    /// TLS handshakes by result (`ok`, `failed`, `timeout`).
+    pub tls_handshakes: IntCounterVec,
     pub flushes: IntCounter,
     pub compactions: IntCounter,
     pub flush_failures: IntCounter,
@@ -42,6 +47,8 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub store_seconds: HistogramVec,
     pub sasl_failures: IntCounter,
+    /// Requests (or parts of them) refused by the ACLs, by API and resource type.
+    pub authorization_denials: IntCounterVec,
     pub connections_accepted: IntCounter,
     pub connections_refused: IntCounter,
     pub connections_open: IntGauge,
@@ -113,6 +120,18 @@ impl Metrics {
                 "Record batch bytes fetched, by source (hot tail or rebuilt from storage)",
                 &["source"],
             ),
+            fetch_session_requests: counter_vec(
+                ns,
+                "fetch_session_requests_total",
+                "Fetch requests by fetch session use (none, new, incremental)",
+                &["session"],
+            ),
+            tls_handshakes: counter_vec(
+                ns,
+                "tls_handshakes_total",
+                "TLS handshakes on SSL and SASL_SSL listeners, by result (ok, failed, timeout)",
+                &["result"],
+            ),
             records_out: counter_vec(
                 ns,
                 "topic_records_out_total",
@@ -176,6 +195,12 @@ impl Metrics {
                 "sasl_authentication_failures_total",
                 "Failed SASL authentications",
             ),
+            authorization_denials: counter_vec(
+                ns,
+                "authorization_denials_total",
+                "Actions refused by the ACLs, by API and resource type",
+                &["api", "resource"],
+            ),
             connections_accepted: c("connections_accepted_total", "Kafka connections accepted"),
             connections_refused: c(
                 "connections_refused_total",
@@ -205,7 +230,10 @@ impl Metrics {
             Box::new(m.store_bytes.clone()),
             Box::new(m.store_errors.clone()),
             Box::new(m.store_seconds.clone()),
+            Box::new(m.fetch_session_requests.clone()),
+            Box::new(m.tls_handshakes.clone()),
             Box::new(m.sasl_failures.clone()),
+            Box::new(m.authorization_denials.clone()),
             Box::new(m.connections_accepted.clone()),
             Box::new(m.connections_refused.clone()),
             Box::new(m.connections_open.clone()),
@@ -266,6 +294,7 @@ impl BrokerCollector {
             "consumer_group_lag",
             "cluster_live_brokers",
             "cluster_partitions_led",
+            "fetch_sessions",
         ];
         let descs = names
             .iter()
@@ -399,10 +428,22 @@ impl Collector for BrokerCollector {
                 .map(|t| t.local_partitions().count() as i64)
                 .sum(),
         );
+        let sessions = self.gauge_vec(
+            "fetch_sessions",
+            "Incremental fetch sessions (KIP-227) cached",
+            &[],
+        );
+        sessions.with_label_values::<&str>(&[]).set(
+            b.fetch_sessions
+                .lock()
+                .map(|s| s.len() as i64)
+                .unwrap_or_default(),
+        );
         let mut out = Vec::new();
         for v in [
             live,
             led,
+            sessions,
             hw,
             ls,
             hot,

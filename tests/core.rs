@@ -279,6 +279,82 @@ fn check_times(b: &TestBroker, base_ts: i64) {
     assert_eq!((lo, hi), (0, 100));
 }
 
+/// A batch of one record at `ts` (the common helper's batch with its timestamps rewritten).
+fn batch_at(value: &[u8], ts: i64) -> bytes::Bytes {
+    let mut b = batch(&[value]).to_vec();
+    b[27..35].copy_from_slice(&ts.to_be_bytes());
+    b[35..43].copy_from_slice(&ts.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    bytes::Bytes::from(b)
+}
+
+/// A timestamp lookup whose answer lies in the hot tail while older batches of the same
+/// flushed segment were evicted from memory (a small hot-tail budget, as under load): the
+/// scan goes on from the segment to the tail instead of stopping (librdkafka 0054 once saw
+/// -1 here in a busy CI run).
+#[test]
+fn timestamp_lookup_reaches_the_hot_tail_past_an_evicted_batch() {
+    let mut s = settings("memory://");
+    s.storage.hot_tail_bytes = 1; // every durable batch but a partition's newest is evicted
+    s.batching.flush_interval_ms = Some(1000);
+    let b = TestBroker::start(s);
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("tail", &[]);
+    raw.create_topic("warm", &[]);
+    // A first flush starts at once; what arrives in the following second waits for the next.
+    assert_eq!(raw.produce_batch("warm", 0, batch(&[b"w"])).0, 0);
+    // Two pipelined requests within one flush interval: one segment holding both batches.
+    for (i, (v, ts)) in [(&b"old"[..], 1234), (&b"new"[..], 999_999_999_999)]
+        .into_iter()
+        .enumerate()
+    {
+        let req = produce_request("tail", 0, batch_at(v, ts));
+        raw.send_bytes(&encode_request(
+            ApiKey::Produce,
+            9,
+            100 + i as i32,
+            &RequestKind::Produce(req),
+        ));
+    }
+    for want in [0, 1] {
+        let (_, r) = raw.read_response(ApiKey::Produce, 9).unwrap();
+        let ResponseKind::Produce(r) = r else {
+            panic!()
+        };
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, want));
+    }
+    // By timestamp, and the newest timestamp (-3, v7+).
+    for (target, want) in [
+        (1234, (0, 1234)),
+        (999_999_999_999, (1, 999_999_999_999)),
+        (-3, (1, 999_999_999_999)),
+    ] {
+        let mut p = list_offsets_request::ListOffsetsPartition::default();
+        p.partition_index = 0;
+        p.timestamp = target;
+        let mut t = list_offsets_request::ListOffsetsTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("tail"));
+        t.partitions = vec![p];
+        let mut req = ListOffsetsRequest::default();
+        req.replica_id = BrokerId(-1);
+        req.topics = vec![t];
+        let ResponseKind::ListOffsets(r) =
+            raw.request(ApiKey::ListOffsets, 8, RequestKind::ListOffsets(req))
+        else {
+            panic!()
+        };
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.offset, p.timestamp),
+            (0, want.0, want.1),
+            "target {target}"
+        );
+    }
+    b.stop();
+}
+
 /// CreateTopics / DeleteTopics through librdkafka's AdminClient, with Metadata reflecting them.
 #[test]
 fn topic_create_and_delete() {

@@ -431,8 +431,24 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
         offset_commit_request as oc, offset_delete_request as od, offset_fetch_request as of,
         offset_for_leader_epoch_request as oe, produce_request as pr, sync_group_request as sg,
     };
+    use kafka_protocol::messages::{
+        alter_partition_reassignments_request as apr, create_acls_request as ca,
+        delete_acls_request as da, elect_leaders_request as el,
+        list_partition_reassignments_request as lpr,
+    };
+    use kafka_protocol::messages::{
+        alter_user_scram_credentials_request as aus, describe_user_scram_credentials_request as dus,
+    };
     let flex = key.request_header_version(v) >= 2;
     let t = if flex { tags() } else { BTreeMap::new() };
+    // Produce v13 names topics by id.
+    let named = |d: pr::TopicProduceData, name: &str, id: u128| {
+        if v >= 13 {
+            d.with_topic_id(uuid(id))
+        } else {
+            d.with_name(topic(name))
+        }
+    };
     match key {
         ApiKey::Produce => {
             let part = |i: i32, values: &[&[u8]]| {
@@ -446,11 +462,9 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
                     .with_acks(-1)
                     .with_timeout_ms(5000)
                     .with_topic_data(vec![
-                        pr::TopicProduceData::default()
-                            .with_name(topic("t"))
+                        named(pr::TopicProduceData::default(), "t", 1)
                             .with_partition_data(vec![part(0, &[b"a", b"bb"]), part(1, &[b"ccc"])]),
-                        pr::TopicProduceData::default()
-                            .with_name(topic("u"))
+                        named(pr::TopicProduceData::default(), "u", 2)
                             .with_partition_data(vec![part(0, &[b"d"])]),
                     ])
                     .with_unknown_tagged_fields(t),
@@ -516,6 +530,9 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
                 .with_unknown_tagged_fields(t);
             if v >= 2 {
                 r.isolation_level = 1;
+            }
+            if v >= 10 {
+                r.timeout_ms = 1000;
             }
             RequestKind::ListOffsets(r)
         }
@@ -901,6 +918,116 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
                 ))
                 .with_unknown_tagged_fields(t),
         ),
+        ApiKey::ListConfigResources => {
+            let mut r = ListConfigResourcesRequest::default().with_unknown_tagged_fields(t);
+            if v >= 1 {
+                r.resource_types = vec![2, 4];
+            }
+            RequestKind::ListConfigResources(r)
+        }
+        ApiKey::CreateAcls => RequestKind::CreateAcls(
+            CreateAclsRequest::default()
+                .with_creations(vec![ca::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:a"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3)])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1)
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(
+            DeleteAclsRequest::default()
+                .with_filters(vec![da::DeleteAclsFilter::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(s("t")))
+                    .with_pattern_type_filter(3)
+                    .with_operation(1)
+                    .with_permission_type(1)])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::ElectLeaders => {
+            let mut r = ElectLeadersRequest::default()
+                .with_topic_partitions(Some(vec![el::TopicPartitions::default()
+                    .with_topic(topic("t"))
+                    .with_partitions(vec![0, 1])]))
+                .with_timeout_ms(1000)
+                .with_unknown_tagged_fields(t);
+            if v >= 1 {
+                r.election_type = 1;
+            }
+            RequestKind::ElectLeaders(r)
+        }
+        ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
+            AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![apr::ReassignableTopic::default()
+                    .with_name(topic("t"))
+                    .with_partitions(vec![
+                        apr::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
+                        apr::ReassignablePartition::default().with_partition_index(1),
+                    ])])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(
+            ListPartitionReassignmentsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(Some(vec![lpr::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic("t"))
+                    .with_partition_indexes(vec![0])]))
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsRequest::default()
+                .with_users(Some(vec![dus::UserName::default().with_name(s("alice"))]))
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(
+            AlterUserScramCredentialsRequest::default()
+                .with_deletions(vec![aus::ScramCredentialDeletion::default()
+                    .with_name(s("bob"))
+                    .with_mechanism(1)])
+                .with_upsertions(vec![aus::ScramCredentialUpsertion::default()
+                    .with_name(s("alice"))
+                    .with_mechanism(2)
+                    .with_iterations(4096)
+                    .with_salt(Bytes::from_static(b"salt"))
+                    .with_salted_password(Bytes::from_static(&[7; 64]))])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("fuzz-group")))
+                .with_member_id(s("fuzz-member"))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![TopicName(s("fuzz-topic"))]))
+                .with_subscribed_topic_regex((v >= 1).then(|| s("^fuzz-.*")))
+                .with_server_assignor(Some(s("uniform")))
+                .with_topic_partitions(Some(vec![
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![0, 1]),
+                ]))
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s("fuzz-group"))])
+                .with_include_authorized_operations(true)
+                .with_unknown_tagged_fields(t),
+        ),
         other => panic!("no representative request for {other:?}: add one"),
     }
 }
@@ -938,6 +1065,25 @@ fn empty_request(key: ApiKey) -> RequestKind {
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
         ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(Default::default()),
+        ApiKey::ListConfigResources => RequestKind::ListConfigResources(Default::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(Default::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(Default::default())
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(Default::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(Default::default())
+        }
+        ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
         other => panic!("no empty request for {other:?}: add one"),
     }
 }

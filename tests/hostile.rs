@@ -186,7 +186,12 @@ fn first_flexible(key: ApiKey) -> i16 {
         ApiKey::DeleteRecords | ApiKey::DescribeLogDirs | ApiKey::InitProducerId => 2,
         ApiKey::SaslAuthenticate => 2,
         ApiKey::IncrementalAlterConfigs | ApiKey::DescribeCluster => 1,
-        ApiKey::DescribeTopicPartitions => 0,
+        ApiKey::DescribeTopicPartitions | ApiKey::ListConfigResources => 0,
+        ApiKey::AlterPartitionReassignments | ApiKey::ListPartitionReassignments => 0,
+        ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => 2,
+        ApiKey::ElectLeaders => 2,
+        ApiKey::DescribeUserScramCredentials | ApiKey::AlterUserScramCredentials => 0,
+        ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => 0,
         ApiKey::OffsetDelete | ApiKey::SaslHandshake => i16::MAX,
         other => panic!("no flexible-version entry for {other:?}"),
     }
@@ -335,6 +340,20 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
         ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(Default::default()),
         ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+        ApiKey::ListConfigResources => RequestKind::ListConfigResources(Default::default()),
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(Default::default())
+        }
+        ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(Default::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(Default::default())
+        }
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
         other => panic!("no default request for {other:?}"),
     }
 }
@@ -372,6 +391,7 @@ const NO_TOP_LEVEL_ARRAY: &[ApiKey] = &[
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
     ApiKey::DescribeCluster,
+    ApiKey::DescribeAcls,
 ];
 
 /// APIs whose arrays exist only in flexible versions (FindCoordinator v4 coordinator_keys,
@@ -383,12 +403,33 @@ const ARRAYS_ONLY_FLEXIBLE: &[ApiKey] = &[ApiKey::FindCoordinator, ApiKey::ListG
 /// kafka-protocol's defaults, so the empty-array twin is `Default::default()`.
 fn top_level_bombs() -> Vec<Case> {
     use ApiKey as K;
+    // A heartbeat's fields before its arrays: group_id, member_id, member_epoch, instance_id,
+    // rack_id, rebalance_timeout_ms (defaults).
+    let head = |h: Hand| h.str("").str("").i32(0).null_str().null_str().i32(-1);
+    // A heartbeat with an empty list in place of the bombed one (the others null).
+    let cgh = |names: bool, partitions: bool| {
+        RequestKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatRequest::default()
+                .with_rebalance_timeout_ms(-1)
+                .with_subscribed_topic_names(names.then(Vec::new))
+                .with_topic_partitions(partitions.then(Vec::new)),
+        )
+    };
+    let elect = || {
+        RequestKind::ElectLeaders(
+            ElectLeadersRequest::default().with_topic_partitions(Some(vec![])),
+        )
+    };
     vec![
         // Produce: transactional_id, acks, timeout_ms, topic_data.
+        top("topic_data", K::Produce, 13, |h| h.null_str().i16(0).i32(0)),
         top("topic_data", K::Produce, 11, |h| h.null_str().i16(0).i32(0)),
         top("topic_data", K::Produce, 3, |h| h.null_str().i16(0).i32(0)),
         // Fetch: replica_id (<= v14), max_wait, min_bytes, max_bytes, isolation, session
         // id/epoch (v7+), topics, forgotten_topics_data (v7+).
+        top("topics", K::Fetch, 18, |h| {
+            h.i32(0).i32(0).i32(i32::MAX).i8(0).i32(0).i32(-1)
+        }),
         top("topics", K::Fetch, 16, |h| {
             h.i32(0).i32(0).i32(i32::MAX).i8(0).i32(0).i32(-1)
         }),
@@ -412,10 +453,12 @@ fn top_level_bombs() -> Vec<Case> {
             h.i32(-1).i32(0).i32(0).i32(i32::MAX).i8(0)
         }),
         // ListOffsets: replica_id, isolation_level (v2+), topics.
+        top("topics", K::ListOffsets, 10, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 7, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 5, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 1, |h| h.i32(0)),
         // Metadata: topics first.
+        top("topics", K::Metadata, 13, |h| h),
         top("topics", K::Metadata, 12, |h| h),
         top("topics", K::Metadata, 8, |h| h),
         top("topics", K::Metadata, 0, |h| h),
@@ -503,6 +546,85 @@ fn top_level_bombs() -> Vec<Case> {
         top("topics", K::DescribeLogDirs, 1, |h| h),
         // DescribeTopicPartitions v0: topics first.
         top("topics", K::DescribeTopicPartitions, 0, |h| h),
+        // ListConfigResources v1: resource_types first.
+        top("resource_types", K::ListConfigResources, 1, |h| h),
+        // CreateAcls / DeleteAcls: creations / filters first.
+        top("creations", K::CreateAcls, 3, |h| h),
+        top("creations", K::CreateAcls, 1, |h| h),
+        top("filters", K::DeleteAcls, 3, |h| h),
+        top("filters", K::DeleteAcls, 1, |h| h),
+        // ElectLeaders: election_type (v1+), topic_partitions (nullable: the honest twin is an
+        // empty list, not null).
+        nested("topic_partitions", K::ElectLeaders, 2, elect(), |h| h.i8(0)),
+        nested("topic_partitions", K::ElectLeaders, 1, elect(), |h| h.i8(0)),
+        nested("topic_partitions", K::ElectLeaders, 0, elect(), |h| h),
+        // AlterPartitionReassignments: timeout_ms, allow_replication_factor_change (v1), topics.
+        top("topics", K::AlterPartitionReassignments, 1, |h| {
+            h.i32(60000).i8(1)
+        }),
+        top("topics", K::AlterPartitionReassignments, 0, |h| {
+            h.i32(60000)
+        }),
+        // DescribeUserScramCredentials v0: users (nullable); AlterUserScramCredentials v0:
+        // deletions, upsertions.
+        nested(
+            "users",
+            K::DescribeUserScramCredentials,
+            0,
+            RequestKind::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsRequest::default().with_users(Some(vec![])),
+            ),
+            |h| h,
+        ),
+        top("deletions", K::AlterUserScramCredentials, 0, |h| h),
+        top("upsertions", K::AlterUserScramCredentials, 0, |h| {
+            h.count(0)
+        }),
+        // ConsumerGroupHeartbeat: group_id, member_id, member_epoch, instance_id, rack_id,
+        // rebalance_timeout_ms, subscribed_topic_names (nullable), subscribed_topic_regex
+        // (v1), server_assignor, topic_partitions (nullable).
+        nested(
+            "subscribed_topic_names",
+            K::ConsumerGroupHeartbeat,
+            1,
+            cgh(true, false),
+            head,
+        ),
+        nested(
+            "subscribed_topic_names",
+            K::ConsumerGroupHeartbeat,
+            0,
+            cgh(true, false),
+            head,
+        ),
+        // Null names, null regex (v1 only), null assignor, then the bombed partitions.
+        nested(
+            "topic_partitions",
+            K::ConsumerGroupHeartbeat,
+            1,
+            cgh(false, true),
+            |h| head(h).varint(0).null_str().null_str(),
+        ),
+        nested(
+            "topic_partitions",
+            K::ConsumerGroupHeartbeat,
+            0,
+            cgh(false, true),
+            |h| head(h).varint(0).null_str(),
+        ),
+        // ConsumerGroupDescribe: group_ids first.
+        top("group_ids", K::ConsumerGroupDescribe, 1, |h| h),
+        top("group_ids", K::ConsumerGroupDescribe, 0, |h| h),
+        // ListPartitionReassignments v0: timeout_ms, topics.
+        nested(
+            "topics",
+            K::ListPartitionReassignments,
+            0,
+            RequestKind::ListPartitionReassignments(
+                ListPartitionReassignmentsRequest::default().with_topics(Some(vec![])),
+            ),
+            |h| h.i32(60000),
+        ),
     ]
 }
 

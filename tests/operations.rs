@@ -344,3 +344,32 @@ fn status_page_and_json_api() {
     assert!(status["storage"]["requests"].as_array().unwrap().len() == 4);
     assert_eq!(http_get(b.http, "/api/v1/nope").0, 404);
 }
+
+/// `metrics.bearer_token` / `basic_username`+`basic_password` protect /metrics, the status page
+/// and its API with 401 otherwise; /health and /ready stay open for probes.
+#[test]
+fn metrics_can_require_a_token_or_basic_auth() {
+    let mut s = settings("memory://");
+    s.metrics.bearer_token = Some("t0ken".into());
+    s.metrics.basic_username = Some("prom".into());
+    s.metrics.basic_password = Some("scrape".into());
+    let b = TestBroker::start(s);
+    assert_eq!(http_get(b.http, "/health").0, 200);
+    assert_eq!(http_get(b.http, "/ready").0, 200);
+    for path in ["/metrics", "/", "/api/v1/topics"] {
+        assert_eq!(http_get(b.http, path).0, 401, "{path}");
+        assert_eq!(http_get_with(b.http, path, Some("Bearer wrong")).0, 401);
+        // prom:wrong / prom:scrape in base64.
+        assert_eq!(
+            http_get_with(b.http, path, Some("Basic cHJvbTp3cm9uZw==")).0,
+            401
+        );
+    }
+    let (code, body) = http_get_with(b.http, "/metrics", Some("Bearer t0ken"));
+    assert_eq!(code, 200);
+    assert!(body.contains("heraclitus_kafka_requests_total") || body.contains("# TYPE"));
+    assert_eq!(
+        http_get_with(b.http, "/metrics", Some("Basic cHJvbTpzY3JhcGU=")).0,
+        200
+    );
+}

@@ -334,3 +334,156 @@ impl rdkafka::producer::ProducerContext for Outcomes {
         self.0.lock().unwrap().push(r.is_ok());
     }
 }
+
+fn alter_scram(
+    raw: &mut Raw,
+    deletions: &[(&str, i8)],
+    upsertions: &[(&str, i8, i32)],
+) -> Vec<(String, i16)> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    let req = AlterUserScramCredentialsRequest::default()
+        .with_deletions(
+            deletions
+                .iter()
+                .map(|(u, m)| {
+                    ScramCredentialDeletion::default()
+                        .with_name(StrBytes::from_string(u.to_string()))
+                        .with_mechanism(*m)
+                })
+                .collect(),
+        )
+        .with_upsertions(
+            upsertions
+                .iter()
+                .map(|(u, m, i)| {
+                    let (alg, len) = if *m == 2 {
+                        (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64)
+                    } else {
+                        (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32)
+                    };
+                    let mut salted = vec![0u8; len];
+                    ring::pbkdf2::derive(
+                        alg,
+                        std::num::NonZeroU32::new((*i).max(1) as u32).unwrap(),
+                        b"some-salt",
+                        b"password",
+                        &mut salted,
+                    );
+                    ScramCredentialUpsertion::default()
+                        .with_name(StrBytes::from_string(u.to_string()))
+                        .with_mechanism(*m)
+                        .with_iterations(*i)
+                        .with_salt(Bytes::from_static(b"some-salt"))
+                        .with_salted_password(Bytes::from(salted))
+                })
+                .collect(),
+        );
+    let ResponseKind::AlterUserScramCredentials(r) = raw.request(
+        ApiKey::AlterUserScramCredentials,
+        0,
+        RequestKind::AlterUserScramCredentials(req),
+    ) else {
+        panic!()
+    };
+    r.results
+        .iter()
+        .map(|x| (x.user.to_string(), x.error_code))
+        .collect()
+}
+
+/// (user, error code, [(mechanism, iterations)]).
+type Described = (String, i16, Vec<(i8, i32)>);
+
+fn describe_scram(raw: &mut Raw, users: Option<&[&str]>) -> Vec<Described> {
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
+        u.iter()
+            .map(|n| UserName::default().with_name(StrBytes::from_string(n.to_string())))
+            .collect()
+    }));
+    let ResponseKind::DescribeUserScramCredentials(r) = raw.request(
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        RequestKind::DescribeUserScramCredentials(req),
+    ) else {
+        panic!()
+    };
+    r.results
+        .iter()
+        .map(|x| {
+            (
+                x.user.to_string(),
+                x.error_code,
+                x.credential_infos
+                    .iter()
+                    .map(|c| (c.mechanism, c.iterations))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// AlterUserScramCredentials / DescribeUserScramCredentials: Kafka's validation and error
+/// codes, and the credentials survive a restart (persisted before the answer).
+#[test]
+fn scram_credentials_are_managed_and_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let b = TestBroker::start(settings(&path));
+    let mut raw = Raw::connect(b.kafka);
+    assert_eq!(describe_scram(&mut raw, None), vec![]);
+    let r = alter_scram(
+        &mut raw,
+        &[("ghost", 1)],
+        &[
+            ("alice", 1, 4096),
+            ("alice", 2, 8192),
+            ("bob", 1, 100),
+            ("carol", 9, 4096),
+            ("dave", 1, 5000),
+            ("dave", 1, 6000),
+        ],
+    );
+    assert_eq!(
+        r,
+        vec![
+            ("ghost".into(), 91),
+            ("alice".into(), 0),
+            ("bob".into(), 93),
+            ("carol".into(), 33),
+            ("dave".into(), 92)
+        ]
+    );
+    assert_eq!(
+        describe_scram(&mut raw, Some(&["alice", "bob", "alice2"])),
+        vec![
+            ("alice".into(), 0, vec![(1, 4096), (2, 8192)]),
+            ("bob".into(), 91, vec![]),
+            ("alice2".into(), 91, vec![])
+        ]
+    );
+    assert_eq!(
+        describe_scram(&mut raw, Some(&["alice", "alice"]))[0].1,
+        92,
+        "asked twice"
+    );
+    drop(raw);
+    b.stop();
+    let b = TestBroker::start(settings(&path));
+    let mut raw = Raw::connect(b.kafka);
+    assert_eq!(
+        describe_scram(&mut raw, None),
+        vec![("alice".into(), 0, vec![(1, 4096), (2, 8192)])],
+        "persisted"
+    );
+    assert_eq!(
+        alter_scram(&mut raw, &[("alice", 1)], &[]),
+        vec![("alice".into(), 0)]
+    );
+    assert_eq!(
+        describe_scram(&mut raw, None),
+        vec![("alice".into(), 0, vec![(2, 8192)])]
+    );
+}

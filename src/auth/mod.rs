@@ -5,6 +5,9 @@
 //! salted (`heraclitus scram-credential` prints one). Passwords are compared in constant time and
 //! never logged; failures do not reveal whether the user exists.
 
+pub mod acl;
+pub mod credentials;
+pub mod principal;
 pub mod scram;
 pub mod session;
 
@@ -29,6 +32,9 @@ pub struct Users {
     pub enabled: bool,
     pub mechanisms: Vec<String>,
     users: HashMap<String, UserCreds>,
+    /// SCRAM credentials managed through AlterUserScramCredentials (persisted by the broker);
+    /// they win over the file's for the same user and mechanism.
+    managed: std::sync::RwLock<credentials::Credentials>,
     /// Keys the fake salts of unknown SCRAM users, so they look like real ones.
     secret: Vec<u8>,
 }
@@ -88,6 +94,7 @@ impl Users {
             enabled: a.enabled,
             mechanisms,
             users,
+            managed: Default::default(),
             secret,
         })
     }
@@ -104,12 +111,51 @@ impl Users {
         eq && stored.is_some()
     }
 
-    pub fn scram(&self, user: &str, m: Mechanism) -> Option<&ScramCredential> {
+    /// The SCRAM credential of a user: the managed one, else the configuration file's.
+    pub fn scram(&self, user: &str, m: Mechanism) -> Option<ScramCredential> {
+        if let Some(c) = self
+            .managed
+            .read()
+            .ok()
+            .and_then(|d| d.get(user).and_then(|ms| ms.get(m.name())).cloned())
+        {
+            return Some(c);
+        }
         let u = self.users.get(user)?;
         match m {
-            Mechanism::Sha256 => u.scram_sha_256.as_ref(),
-            Mechanism::Sha512 => u.scram_sha_512.as_ref(),
+            Mechanism::Sha256 => u.scram_sha_256.clone(),
+            Mechanism::Sha512 => u.scram_sha_512.clone(),
         }
+    }
+
+    /// The managed SCRAM credentials.
+    pub fn managed(&self) -> credentials::Credentials {
+        self.managed.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Replace the managed credentials (after they were persisted).
+    pub fn set_managed(&self, c: credentials::Credentials) {
+        if let Ok(mut d) = self.managed.write() {
+            *d = c;
+        }
+    }
+
+    /// Every user with a SCRAM credential, managed or from the file: user → [(mechanism,
+    /// iterations)].
+    pub fn scram_users(&self) -> std::collections::BTreeMap<String, Vec<(Mechanism, u32)>> {
+        let mut out: std::collections::BTreeMap<String, Vec<(Mechanism, u32)>> = Default::default();
+        for m in [Mechanism::Sha256, Mechanism::Sha512] {
+            let mut names: Vec<String> = self.users.keys().cloned().collect();
+            names.extend(self.managed().keys().cloned());
+            names.sort();
+            names.dedup();
+            for u in names {
+                if let Some(c) = self.scram(&u, m) {
+                    out.entry(u).or_default().push((m, c.iterations));
+                }
+            }
+        }
+        out
     }
 
     pub fn secret(&self) -> &[u8] {

@@ -53,7 +53,7 @@ impl Mechanism {
         }
     }
 
-    fn len(&self) -> usize {
+    pub fn hash_len(&self) -> usize {
         match self {
             Mechanism::Sha256 => 32,
             Mechanism::Sha512 => 64,
@@ -111,7 +111,7 @@ impl ScramCredential {
             s
         });
         let iterations = iterations.max(MIN_ITERATIONS);
-        let mut salted = vec![0u8; m.len()];
+        let mut salted = vec![0u8; m.hash_len()];
         pbkdf2::derive(
             m.pbkdf2_alg(),
             std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN),
@@ -214,10 +214,10 @@ impl ScramServer {
 
     /// Handle client-first; returns server-first. `lookup` finds the stored credential; for an
     /// unknown user a fake credential (salt keyed by `secret`) keeps the exchange identical.
-    pub fn client_first<'a>(
+    pub fn client_first(
         &mut self,
         msg: &[u8],
-        lookup: impl Fn(&str) -> Option<&'a ScramCredential>,
+        lookup: impl Fn(&str) -> Option<ScramCredential>,
         secret: &[u8],
     ) -> Result<Vec<u8>, ScramError> {
         let msg =
@@ -247,11 +247,11 @@ impl ScramServer {
         let cnonce = cnonce
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ScramError("client-first lacks a nonce".into()))?;
-        let cred = lookup(&user).cloned();
+        let cred = lookup(&user);
         let (salt, iterations) = match &cred {
             Some(c) => (c.salt.clone(), c.iterations),
             None => (
-                self.mech.hmac(secret, user.as_bytes())[..24.min(self.mech.len())].to_vec(),
+                self.mech.hmac(secret, user.as_bytes())[..24.min(self.mech.hash_len())].to_vec(),
                 MIN_ITERATIONS,
             ),
         };
@@ -337,7 +337,7 @@ pub(crate) mod tests {
         let salt = B64.decode(&attrs[1][2..]).unwrap();
         let iters: u32 = attrs[2][2..].parse().unwrap();
         let cred_salted = {
-            let mut out = vec![0u8; m.len()];
+            let mut out = vec![0u8; m.hash_len()];
             pbkdf2::derive(
                 m.pbkdf2_alg(),
                 std::num::NonZeroU32::new(iters).unwrap(),
@@ -368,7 +368,7 @@ pub(crate) mod tests {
             let sf = s
                 .client_first(
                     format!("n,,{bare}").as_bytes(),
-                    |u| (u == "alice").then_some(&cred),
+                    |u| (u == "alice").then(|| cred.clone()),
                     b"k",
                 )
                 .unwrap();
@@ -380,8 +380,12 @@ pub(crate) mod tests {
             // Wrong password.
             let mut s = ScramServer::new(m);
             let sf = String::from_utf8(
-                s.client_first(format!("n,,{bare}").as_bytes(), |_| Some(&cred), b"k")
-                    .unwrap(),
+                s.client_first(
+                    format!("n,,{bare}").as_bytes(),
+                    |_| Some(cred.clone()),
+                    b"k",
+                )
+                .unwrap(),
             )
             .unwrap();
             let cf = client_final(m, "alice", "wrong", bare, &sf);

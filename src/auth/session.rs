@@ -39,14 +39,18 @@ pub enum Step {
 #[derive(Debug)]
 pub struct SaslSession {
     users: Arc<Users>,
+    /// The connection came through a SASL listener.
+    sasl: bool,
     state: State,
     pub principal: Option<String>,
 }
 
 impl SaslSession {
-    pub fn new(users: Arc<Users>) -> SaslSession {
+    /// A session of a connection on a SASL listener (`sasl`: SASL_PLAINTEXT, SASL_SSL) or not.
+    pub fn new(users: Arc<Users>, sasl: bool) -> SaslSession {
         SaslSession {
             users,
+            sasl,
             state: State::Start,
             principal: None,
         }
@@ -54,7 +58,7 @@ impl SaslSession {
 
     /// Does this connection still have to authenticate?
     pub fn required(&self) -> bool {
-        self.users.enabled && !matches!(self.state, State::Authenticated)
+        self.sasl && self.users.enabled && !matches!(self.state, State::Authenticated)
     }
 
     /// After a v0 SaslHandshake, tokens come as raw length-prefixed frames.
@@ -72,7 +76,7 @@ impl SaslSession {
     /// SaslHandshake: returns the error code (NONE, UNSUPPORTED_SASL_MECHANISM,
     /// ILLEGAL_SASL_STATE).
     pub fn handshake(&mut self, mechanism: &str, version: i16) -> i16 {
-        if !self.users.enabled || !matches!(self.state, State::Start) {
+        if !self.sasl || !self.users.enabled || !matches!(self.state, State::Start) {
             return code::ILLEGAL_SASL_STATE;
         }
         if !self.users.mechanisms.iter().any(|m| m == mechanism) {
@@ -179,13 +183,13 @@ mod tests {
 
     #[test]
     fn plain_right_wrong_and_unknown() {
-        let mut s = SaslSession::new(users());
+        let mut s = SaslSession::new(users(), true);
         assert!(s.required());
         assert_eq!(s.handshake("PLAIN", 1), 0);
         assert_eq!(s.authenticate(b"\0admin\0adminpw"), Step::Done(vec![]));
         assert!(!s.required());
         for bad in [&b"\0admin\0nope"[..], b"\0ghost\0adminpw"] {
-            let mut s = SaslSession::new(users());
+            let mut s = SaslSession::new(users(), true);
             s.handshake("PLAIN", 1);
             assert_eq!(
                 s.authenticate(bad),
@@ -197,10 +201,10 @@ mod tests {
 
     #[test]
     fn unknown_mechanism_and_illegal_state() {
-        let mut s = SaslSession::new(users());
+        let mut s = SaslSession::new(users(), true);
         assert_eq!(s.handshake("GSSAPI", 1), code::UNSUPPORTED_SASL_MECHANISM);
         assert!(matches!(s.authenticate(b"x"), Step::Fail(_)));
-        let mut s = SaslSession::new(users());
+        let mut s = SaslSession::new(users(), true);
         s.handshake("PLAIN", 0);
         assert!(s.expects_raw_token());
         assert_eq!(s.handshake("PLAIN", 1), code::ILLEGAL_SASL_STATE);
@@ -208,7 +212,7 @@ mod tests {
 
     #[test]
     fn scram_two_steps() {
-        let mut s = SaslSession::new(users());
+        let mut s = SaslSession::new(users(), true);
         assert_eq!(s.handshake("SCRAM-SHA-512", 1), 0);
         let bare = "n=bob,r=nonce1";
         let Step::Continue(sf) = s.authenticate(format!("n,,{bare}").as_bytes()) else {

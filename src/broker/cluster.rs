@@ -33,7 +33,11 @@ const ORPHAN_AGE: Duration = Duration::from_secs(600);
 const TAKEOVER_CONCURRENCY: usize = 8;
 
 /// Connect to the metadata store, migrate its schema, and register this broker.
-pub(super) async fn join(settings: &Settings, dsn: &str) -> Result<(Arc<Cluster>, String)> {
+pub(super) async fn join(
+    settings: &Settings,
+    dsn: &str,
+    listeners: &[crate::network::ListenerInfo],
+) -> Result<(Arc<Cluster>, String)> {
     let store = Store::connect(dsn)?;
     let started = Instant::now();
     loop {
@@ -54,11 +58,21 @@ pub(super) async fn join(settings: &Settings, dsn: &str) -> Result<(Arc<Cluster>
         )
         .await?;
     let incarnation = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let first = listeners
+        .first()
+        .ok_or_else(|| Error::InvalidConfig("no listener".into()))?;
     let info = BrokerInfo {
         node_id: settings.node_id.unwrap_or(-1),
-        host: settings.advertised_host.clone(),
-        port: i32::from(settings.advertised_port()),
+        host: first.advertised_host.clone(),
+        port: i32::from(first.advertised_port),
         rack: c.rack.clone(),
+        listeners: Some(
+            listeners
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.name(), l.advertised_host, l.advertised_port))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     };
     let session = Duration::from_millis(c.session_timeout_ms);
     let node_id = store
@@ -151,6 +165,19 @@ impl Broker {
             }
         }
         let version = c.store.version().await?;
+        if version != c.auth_version.load(Ordering::SeqCst) {
+            // SCRAM credentials and ACLs may have changed through another broker. The version
+            // is read before they are: a change committed meanwhile is loaded next tick; a
+            // failed load is retried.
+            let loaded = self
+                .load_scram_credentials()
+                .await
+                .and(self.load_acls().await);
+            match loaded {
+                Ok(()) => c.auth_version.store(version, Ordering::SeqCst),
+                Err(e) => tracing::warn!("SCRAM credentials / ACLs not reloaded: {e}"),
+            }
+        }
         if force || version != c.version() || self.has_stopped_leader() || self.missing_leader(&c) {
             let snap = c.store.snapshot().await?;
             c.set_view(&snap, brokers);
@@ -552,6 +579,64 @@ impl Broker {
             self.reconcile(&snap).await;
         }
         Ok(())
+    }
+
+    /// Re-read the store's view now instead of at the next poll: a client may learn of a topic
+    /// or a leadership move from another broker before this one's loop saw it, and some of its
+    /// requests (ListOffsets in librdkafka) treat UNKNOWN_TOPIC_OR_PARTITION as final.
+    /// Single-flight: concurrent callers share one refresh that started after they asked.
+    pub async fn catch_up_view(&self) {
+        let Some(c) = self.cluster.clone() else {
+            return;
+        };
+        let asked = c.catch_ups_started.load(Ordering::SeqCst);
+        let _turn = c.catch_up.lock().await;
+        if c.catch_ups_started.load(Ordering::SeqCst) != asked {
+            return;
+        }
+        c.catch_ups_started.fetch_add(1, Ordering::SeqCst);
+        if let Ok(snap) = c.store.snapshot().await {
+            let brokers = c.brokers();
+            c.set_view(&snap, brokers);
+            self.reconcile(&snap).await;
+        }
+    }
+
+    /// Cluster mode: move a partition's leadership to `target` (optionally recording its new
+    /// replica list), then follow the store at once. `Ok(None)`: the target is not live or the
+    /// partition is gone; `Ok(Some(moved))` otherwise.
+    pub async fn move_leader(
+        &self,
+        topic: &Topic,
+        partition: i32,
+        target: i32,
+        replicas: Option<&[i32]>,
+    ) -> Result<Option<bool>> {
+        let c = self.cluster_ref()?.clone();
+        let r = c
+            .store
+            .move_leader(&topic.id, partition, target, replicas, c.session_timeout())
+            .await?;
+        if r.is_some() {
+            if let Ok(snap) = c.store.snapshot().await {
+                let brokers = c.brokers();
+                c.set_view(&snap, brokers);
+                self.reconcile(&snap).await;
+            }
+        }
+        Ok(r)
+    }
+
+    /// Cluster mode: run the leader assignment now (any broker may: it runs under the store's
+    /// assignment lock) and follow the store; gives leaderless partitions a live leader.
+    pub async fn assign_now(&self) -> Result<usize> {
+        let c = self.cluster_ref()?.clone();
+        let n = c.store.balance(c.session_timeout()).await?;
+        let snap = c.store.snapshot().await?;
+        let brokers = c.brokers();
+        c.set_view(&snap, brokers);
+        self.reconcile(&snap).await;
+        Ok(n)
     }
 
     /// Graceful leave (SIGTERM): after the final flush, give up the lease so the controller

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod compactor;
+pub mod fetch_sessions;
 pub mod producer_ids;
 pub mod topic;
 
@@ -24,11 +25,24 @@ use crate::storage::{
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use topic::{validate_config, validate_name, TopicMeta, MAX_PARTITIONS};
+
+/// The internal topic Kafka keeps group offsets in. Here group state lives in the
+/// coordinators' own store; the name is reserved and listed as internal (see
+/// [`Broker::offsets_topic_partitions`]).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Where a standalone broker keeps the SCRAM credentials managed through the Kafka API.
+pub const SCRAM_CREDENTIALS_PATH: &str = "meta/scram_credentials.json";
+
+/// Where a standalone broker keeps the ACLs (cluster mode: the metadata store).
+pub const ACLS_PATH: &str = "meta/acls.json";
+/// The ACLs' document in the cluster metadata store.
+const ACLS_DOCUMENT: &str = "acls";
 
 /// One partition of a live topic.
 #[derive(Clone)]
@@ -123,7 +137,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub cache: Arc<SegmentCache>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    advertised_port: AtomicU16,
+    /// The bound listeners (the first one is this broker's primary address).
+    pub listeners: Vec<crate::network::ListenerInfo>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin: tokio::sync::Mutex<()>,
     /// Names whose deletion is still running (CreateTopics for them answers a retriable error).
@@ -137,9 +152,13 @@ pub struct Broker {
     pub groups: GroupManager,
     /// SASL users and mechanisms.
     pub users: Arc<crate::auth::Users>,
+    /// ACL authorization (a no-op unless `authorization.enabled`).
+    pub authorizer: crate::auth::acl::Authorizer,
     producer_ids: tokio::sync::Mutex<producer_ids::ProducerIds>,
     /// Decompressed bytes produce validation may hold at once (`max_decompressed_bytes_in_flight`).
     pub decode_budget: crate::protocol::records::DecodeBudget,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Mutex<fetch_sessions::FetchSessions>,
     /// Produced bytes not yet durable, in KiB permits (`max_unflushed_bytes`): a Produce takes
     /// its frame's size before it is read further and gives it back once durable.
     pub unflushed: Arc<tokio::sync::Semaphore>,
@@ -154,12 +173,20 @@ impl Broker {
         storage: Storage,
         arbiters: Vec<ArbiterHandle>,
         metrics: Arc<crate::metrics::Metrics>,
+        listeners: Vec<crate::network::ListenerInfo>,
     ) -> Result<Arc<Broker>> {
+        if listeners.is_empty() {
+            return Err(Error::InvalidConfig("no listener".into()));
+        }
+        let sessions = fetch_sessions::FetchSessions::new(
+            settings.fetch_session_cache_slots,
+            settings.max_partitions,
+        );
         let decode_budget =
             crate::protocol::records::DecodeBudget::new(settings.max_decompressed_bytes_in_flight);
         let (cluster, cluster_id) = match &settings.cluster.metadata_store {
             Some(dsn) => {
-                let (c, id) = cluster::join(&settings, dsn).await?;
+                let (c, id) = cluster::join(&settings, dsn, &listeners).await?;
                 (Some(c), Some(id))
             }
             None => (None, None),
@@ -214,6 +241,7 @@ impl Broker {
         } else {
             producer_ids::ProducerIds::load(&storage).await?
         };
+        let authorizer = crate::auth::acl::Authorizer::new(&settings.authorization);
         let users = Arc::new(
             crate::auth::Users::from_settings(&settings.auth).map_err(Error::InvalidConfig)?,
         );
@@ -226,6 +254,10 @@ impl Broker {
                 max_session_timeout: Duration::from_millis(g.max_session_timeout_ms),
                 max_size: g.max_size,
                 initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
+                consumer_session_timeout: Duration::from_millis(g.consumer_session_timeout_ms),
+                consumer_heartbeat_interval: Duration::from_millis(
+                    g.consumer_heartbeat_interval_ms,
+                ),
             },
             arbiters.clone(),
             cluster.clone(),
@@ -238,7 +270,7 @@ impl Broker {
             cluster,
             gc_seen: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(None),
-            advertised_port: AtomicU16::new(settings.advertised_port()),
+            listeners,
             settings,
             storage,
             cluster_id,
@@ -255,11 +287,15 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             groups,
             users,
+            authorizer,
             producer_ids: tokio::sync::Mutex::new(pids),
             decode_budget,
+            fetch_sessions: Mutex::new(sessions),
             unflushed: Arc::new(tokio::sync::Semaphore::new(unflushed_total_kib as usize)),
             unflushed_total_kib,
         });
+        broker.load_scram_credentials().await?;
+        broker.load_acls().await?;
         if broker.cluster.is_some() {
             broker.start_cluster().await?;
             broker.ready.store(true, Ordering::SeqCst);
@@ -294,19 +330,181 @@ impl Broker {
         Ok(broker)
     }
 
+    /// Load the managed SCRAM credentials (start-up; cluster mode: whenever the store's
+    /// version moved).
+    pub async fn load_scram_credentials(&self) -> Result<()> {
+        let doc = match &self.cluster {
+            Some(c) => c.store.scram_credentials().await?.map(String::into_bytes),
+            None => self
+                .storage
+                .get_opt(SCRAM_CREDENTIALS_PATH)
+                .await?
+                .map(|b| b.to_vec()),
+        };
+        if let Some(doc) = doc {
+            let creds = crate::auth::credentials::from_json(&doc).map_err(Error::Internal)?;
+            self.users.set_managed(creds);
+        }
+        Ok(())
+    }
+
+    /// Load the ACLs (start-up; cluster mode: whenever the store's version moved).
+    pub async fn load_acls(&self) -> Result<()> {
+        let doc = match &self.cluster {
+            Some(c) => c
+                .store
+                .document(ACLS_DOCUMENT)
+                .await?
+                .map(String::into_bytes),
+            None => self.storage.get_opt(ACLS_PATH).await?.map(|b| b.to_vec()),
+        };
+        if let Some(doc) = doc {
+            let acls = crate::auth::acl::from_json(&doc).map_err(Error::Internal)?;
+            self.authorizer.set(acls);
+        }
+        Ok(())
+    }
+
+    /// The ACLs as DescribeAcls answers them: in cluster mode read from the metadata store, so
+    /// that a change made through another broker a moment ago is listed before this broker's
+    /// next poll applies it (the local copy if the store cannot be reached); standalone the
+    /// local copy, which is the store.
+    pub async fn acls_for_describe(&self) -> std::sync::Arc<crate::auth::acl::Acls> {
+        if let Some(c) = &self.cluster {
+            match c.store.document(ACLS_DOCUMENT).await {
+                Ok(Some(doc)) => match crate::auth::acl::from_json(doc.as_bytes()) {
+                    Ok(acls) => return std::sync::Arc::new(acls),
+                    Err(e) => tracing::warn!("stored ACLs unreadable: {e}"),
+                },
+                Ok(None) => return Default::default(),
+                Err(e) => tracing::warn!("metadata store unreachable, describing local ACLs: {e}"),
+            }
+        }
+        self.authorizer.acls()
+    }
+
+    /// Change the ACLs: `f` maps the current set to the next one (and a result). The new set
+    /// is persisted (the metadata store in cluster mode, where concurrent changes through other
+    /// brokers serialize on its row; `meta/acls.json` standalone) before it is used or
+    /// answered.
+    pub async fn alter_acls<R: Send>(
+        &self,
+        f: impl FnOnce(&crate::auth::acl::Acls) -> (crate::auth::acl::Acls, R) + Send,
+    ) -> Result<R> {
+        use crate::auth::acl::{from_json, to_json};
+        if let Some(c) = &self.cluster {
+            let (acls, r) = c
+                .store
+                .alter_document(ACLS_DOCUMENT, |current| {
+                    let current = match current {
+                        Some(d) => from_json(d.as_bytes()).map_err(Error::Internal)?,
+                        None => Default::default(),
+                    };
+                    let (next, r) = f(&current);
+                    Ok((to_json(&next), (next, r)))
+                })
+                .await?;
+            self.authorizer.set(acls);
+            return Ok(r);
+        }
+        let _g = self.admin.lock().await;
+        let current = self.authorizer.acls();
+        let (next, r) = f(&current);
+        if next != *current {
+            self.storage
+                .put_overwrite(ACLS_PATH, Bytes::from(to_json(&next)))
+                .await?;
+            self.authorizer.set(next);
+        }
+        Ok(r)
+    }
+
+    /// AlterUserScramCredentials: apply the changes, persist the result (the store in cluster
+    /// mode, `meta/scram_credentials.json` standalone), then use it. Per user: (user, error
+    /// code, message).
+    pub async fn alter_scram_credentials(
+        &self,
+        changes: Vec<crate::auth::credentials::Change>,
+    ) -> Result<Vec<(String, i16, Option<String>)>> {
+        use crate::auth::credentials::{apply, from_json, to_json};
+        if let Some(c) = &self.cluster {
+            let (creds, results) = c
+                .store
+                .alter_scram_credentials(|current| {
+                    let current = match current {
+                        Some(d) => from_json(d.as_bytes()).map_err(Error::Internal)?,
+                        None => Default::default(),
+                    };
+                    let (next, results) = apply(&current, &changes);
+                    Ok((to_json(&next), (next, results)))
+                })
+                .await?;
+            self.users.set_managed(creds);
+            return Ok(results);
+        }
+        let _g = self.admin.lock().await;
+        let current = self.users.managed();
+        let (next, results) = apply(&current, &changes);
+        if next != current {
+            self.storage
+                .put_overwrite(SCRAM_CREDENTIALS_PATH, Bytes::from(to_json(&next)))
+                .await?;
+            self.users.set_managed(next);
+        }
+        Ok(results)
+    }
+
+    /// The advertised host of the first listener (this broker's primary address).
     pub fn advertised_host(&self) -> &str {
-        &self.settings.advertised_host
+        &self.listeners[0].advertised_host
     }
 
     pub fn advertised_port(&self) -> u16 {
-        self.advertised_port.load(Ordering::Relaxed)
+        self.listeners[0].advertised_port
     }
 
-    /// Record the bound port when the listener was bound to port 0 and none was configured.
-    pub fn set_bound_port(&self, port: u16) {
-        if self.settings.advertised_port.is_none() {
-            self.advertised_port.store(port, Ordering::Relaxed);
+    /// A broker's address as clients of `listener` must use it: this broker's own listener of
+    /// that name; another broker's registered listener of that name (cluster mode); else its
+    /// primary address.
+    pub fn endpoint_on(
+        &self,
+        mut info: crate::cluster::store::BrokerInfo,
+        listener: &str,
+    ) -> crate::cluster::store::BrokerInfo {
+        if info.node_id == self.node_id {
+            if let Some(l) = self.listeners.iter().find(|l| l.name() == listener) {
+                info.host = l.advertised_host.clone();
+                info.port = i32::from(l.advertised_port);
+            }
+            return info;
         }
+        let theirs = info
+            .listeners
+            .as_deref()
+            .and_then(|l| crate::network::listeners::parse(l).ok())
+            .and_then(|ls| ls.into_iter().find(|e| e.protocol.name() == listener));
+        if let Some(e) = theirs {
+            info.host = e.host;
+            info.port = i32::from(e.port);
+        }
+        info
+    }
+
+    /// [`Broker::live_brokers`] with the addresses of `listener`.
+    pub fn live_brokers_on(&self, listener: &str) -> Vec<crate::cluster::store::BrokerInfo> {
+        self.live_brokers()
+            .into_iter()
+            .map(|b| self.endpoint_on(b, listener))
+            .collect()
+    }
+
+    /// This broker's advertised listeners as a Kafka listener list.
+    pub fn advertised_listeners(&self) -> String {
+        self.listeners
+            .iter()
+            .map(|l| format!("{}://{}:{}", l.name(), l.advertised_host, l.advertised_port))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// A producer id never handed out before (InitProducerId).
@@ -341,6 +539,7 @@ impl Broker {
             host: self.advertised_host().to_string(),
             port: i32::from(self.advertised_port()),
             rack: self.settings.cluster.rack.clone(),
+            listeners: Some(self.advertised_listeners()),
         };
         match &self.cluster {
             None => vec![me()],
@@ -380,6 +579,12 @@ impl Broker {
         }
     }
 
+    /// A partition's replica list as given at creation or by a reassignment (cluster mode;
+    /// `None` when none was given: its leader is then its first replica).
+    pub fn assigned_replicas(&self, topic: &Topic, partition: i32) -> Option<Vec<i32>> {
+        self.cluster.as_ref()?.assigned(&topic.id, partition)
+    }
+
     /// A partition's leader (-1 when it has none right now) and leader epoch.
     pub fn leader_of(&self, topic: &Topic, p: i32) -> (i32, i32) {
         match &self.cluster {
@@ -390,6 +595,41 @@ impl Broker {
                 None => (-1, 0),
             },
         }
+    }
+
+    /// The partitions of the internal topic `__consumer_offsets` as (leader, leader epoch):
+    /// standalone one partition led by this broker (it coordinates every group); in cluster
+    /// mode one per coordinator slot, led by the slot's broker (-1 while it has none), as
+    /// Kafka places groups on the partitions of `__consumer_offsets`. The topic is a view of
+    /// where group offsets live: its log reads as empty and cannot be written to.
+    pub fn offsets_topic_partitions(&self) -> Vec<(i32, i32)> {
+        match &self.cluster {
+            None => vec![(self.node_id, 0)],
+            Some(c) => c
+                .slot_leaders()
+                .into_iter()
+                .map(|(l, e)| (l.unwrap_or(-1), e))
+                .collect(),
+        }
+    }
+
+    /// The topic id of `__consumer_offsets`: derived from the cluster id, so every broker of a
+    /// cluster (and every restart) reports the same one.
+    pub fn offsets_topic_id(&self) -> [u8; 16] {
+        let mut id = *b"__consumer_offs\x01";
+        for (i, b) in self.cluster_id.bytes().enumerate() {
+            id[i % 16] = id[i % 16].rotate_left(3) ^ b;
+        }
+        id
+    }
+
+    /// Whether this broker leads every one of these (topic, partition)s. In cluster mode a
+    /// handler that finds it does not calls [`Broker::catch_up_view`] before answering: the
+    /// client may have learnt of a topic or move from a broker whose view is newer.
+    pub fn leads_all<'a>(&self, mut wanted: impl Iterator<Item = (&'a str, i32)>) -> bool {
+        wanted.all(|(name, p)| {
+            name == OFFSETS_TOPIC || self.topic(name).is_some_and(|t| t.local(p).is_ok())
+        })
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -681,6 +921,11 @@ impl Broker {
         configs: &BTreeMap<String, String>,
     ) -> Result<()> {
         validate_name(name)?;
+        if name == OFFSETS_TOPIC {
+            return Err(Error::TopicAlreadyExists(format!(
+                "'{OFFSETS_TOPIC}' is the broker's internal topic of group offsets"
+            )));
+        }
         if !(1..=MAX_PARTITIONS).contains(&partitions) {
             return Err(Error::InvalidPartitions(format!(
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
@@ -780,6 +1025,11 @@ impl Broker {
     /// deleted; the tombstone goes last. A crash anywhere in between leaves the tombstone, and
     /// recovery finishes the deletion of exactly that topic id's objects.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        if name == OFFSETS_TOPIC {
+            return Err(Error::InvalidTopic(format!(
+                "the internal topic {OFFSETS_TOPIC} cannot be deleted"
+            )));
+        }
         if self.cluster.is_some() {
             let topic = self.topic(name).ok_or(Error::UnknownTopicOrPartition)?;
             self.cluster_delete_topic(&topic).await?;

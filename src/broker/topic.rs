@@ -425,7 +425,11 @@ pub fn describe_topic(
 }
 
 /// The broker's configs (read-only: they come from heraclitus.yaml / env / flags).
-pub fn describe_broker(s: &crate::config::Settings, node_id: i32) -> Vec<ConfigEntry> {
+pub fn describe_broker(
+    s: &crate::config::Settings,
+    node_id: i32,
+    advertised_listeners: String,
+) -> Vec<ConfigEntry> {
     let e = |name: &str, value: String, t: i8, doc: &'static str| ConfigEntry {
         name: name.to_string(),
         value,
@@ -439,9 +443,9 @@ pub fn describe_broker(s: &crate::config::Settings, node_id: i32) -> Vec<ConfigE
         e("broker.id", node_id.to_string(), ctype::INT, "node_id"),
         e(
             "advertised.listeners",
-            format!("PLAINTEXT://{}:{}", s.advertised_host, s.advertised_port()),
+            advertised_listeners,
             ctype::STRING,
-            "advertised_host / advertised_port",
+            "advertised_listeners (or advertised_host / advertised_port)",
         ),
         e(
             "auto.create.topics.enable",

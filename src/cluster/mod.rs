@@ -46,6 +46,15 @@ pub struct Cluster {
     view: RwLock<View>,
     /// The newest snapshot version reconciled.
     applied: std::sync::atomic::AtomicI64,
+    /// Serialises on-demand view refreshes (see `Broker::catch_up_view`).
+    pub catch_up: tokio::sync::Mutex<()>,
+    /// On-demand refreshes started so far: a request that waited for the lock while one
+    /// started after it asked needs no refresh of its own.
+    pub catch_ups_started: std::sync::atomic::AtomicU64,
+    /// The store version the SCRAM credentials and ACLs were last loaded at (read before
+    /// loading them: a change committed meanwhile moves the version past it, and the next tick
+    /// loads again). Kept apart from the view's version, which other paths also move.
+    pub auth_version: std::sync::atomic::AtomicI64,
 }
 
 impl Cluster {
@@ -57,6 +66,9 @@ impl Cluster {
             settings,
             view: RwLock::new(View::default()),
             applied: std::sync::atomic::AtomicI64::new(-1),
+            catch_up: tokio::sync::Mutex::new(()),
+            catch_ups_started: std::sync::atomic::AtomicU64::new(0),
+            auth_version: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -150,6 +162,30 @@ impl Cluster {
             }
         }
         out
+    }
+
+    /// A partition's replica list given at creation or by a reassignment.
+    pub fn assigned(&self, topic_id: &[u8; 16], partition: i32) -> Option<Vec<i32>> {
+        self.view
+            .read()
+            .ok()?
+            .assigned
+            .get(&(*topic_id, partition))
+            .cloned()
+    }
+
+    /// Every coordinator slot's leader (`None` unless live) and epoch.
+    pub fn slot_leaders(&self) -> Vec<(Option<i32>, i32)> {
+        let Ok(v) = self.view.read() else {
+            return Vec::new();
+        };
+        v.slots
+            .iter()
+            .map(|&(l, e)| {
+                let live = l.filter(|l| v.brokers.iter().any(|b| b.node_id == *l));
+                (live, e)
+            })
+            .collect()
     }
 
     /// A live broker by id.

@@ -24,9 +24,10 @@ const BALANCE_LOCK: i64 = 0x6865_7261_6261_6c61;
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Versioned migrations, applied in order, each in its own transaction, once.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE cluster_meta (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   cluster_id text NOT NULL,
@@ -107,15 +108,35 @@ CREATE TABLE group_offsets (
   PRIMARY KEY (group_id, topic, partition)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        // Every advertised listener of a broker, as a Kafka listener list.
+        "ALTER TABLE brokers ADD COLUMN IF NOT EXISTS listeners text",
+    ),
+    (
+        3,
+        // SCRAM credentials managed through the Kafka API: one JSON document.
+        "CREATE TABLE IF NOT EXISTS scram_credentials (id int PRIMARY KEY, doc text NOT NULL)",
+    ),
+    (
+        4,
+        // Cluster-wide documents changed through the Kafka API (the ACLs), by name.
+        "CREATE TABLE IF NOT EXISTS documents (name text PRIMARY KEY, doc text NOT NULL)",
+    ),
+];
 
 /// A registered broker as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub node_id: i32,
+    /// The address of its first listener.
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// Every advertised listener (`SSL://host:port,…`); `None` from brokers that registered
+    /// before listeners existed (their one address is `host:port`).
+    pub listeners: Option<String>,
 }
 
 /// A topic as the store holds it.
@@ -384,11 +405,11 @@ impl Store {
                 )));
             }
             tx.execute(
-                "INSERT INTO brokers (node_id, address, host, port, rack, incarnation, heartbeat, live)
-                 VALUES ($1, $2, $3, $4, $5, $6, now(), true)
+                "INSERT INTO brokers (node_id, address, host, port, rack, incarnation, heartbeat, live, listeners)
+                 VALUES ($1, $2, $3, $4, $5, $6, now(), true, $7)
                  ON CONFLICT (node_id) DO UPDATE SET address = $2, host = $3, port = $4, rack = $5,
-                   incarnation = $6, heartbeat = now(), live = true",
-                &[&id, &address, &info.host, &info.port, &info.rack, &incarnation],
+                   incarnation = $6, heartbeat = now(), live = true, listeners = $7",
+                &[&id, &address, &info.host, &info.port, &info.rack, &incarnation, &info.listeners],
             )
             .await
             .map_err(Detailed::detailed)?;
@@ -457,7 +478,7 @@ impl Store {
             let c = self.client().await?;
             let rows = c
                 .query(
-                    "SELECT node_id, host, port, rack FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0) ORDER BY node_id",
+                    "SELECT node_id, host, port, rack, listeners FROM brokers WHERE live AND heartbeat > now() - make_interval(secs => $1::float8 / 1000.0) ORDER BY node_id",
                     &[&session_ms],
                 )
                 .await
@@ -469,6 +490,7 @@ impl Store {
                     host: r.get(1),
                     port: r.get(2),
                     rack: r.get(3),
+                    listeners: r.get(4),
                 })
                 .collect())
         })
@@ -781,6 +803,190 @@ impl Store {
                 .map_err(Detailed::detailed)?;
             tx.commit().await.map_err(Detailed::detailed)?;
             Ok(moves.len())
+        })
+        .await
+    }
+
+    /// Move one partition's leadership to `target` (ElectLeaders, AlterPartitionReassignments),
+    /// and with `replicas` record its new replica list, in one transaction under the
+    /// assignment lock: the target must be live; the epoch is bumped (and its start offset
+    /// recorded) only when the leader changes, fencing the previous leader's commits exactly as
+    /// an assignment move does. Returns whether the leader changed; `Ok(None)` when the target
+    /// is not live or the partition does not exist.
+    pub async fn move_leader(
+        &self,
+        id: &[u8; 16],
+        partition: i32,
+        target: i32,
+        replicas: Option<&[i32]>,
+        session: Duration,
+    ) -> Result<Option<bool>> {
+        let session_ms = session.as_millis() as f64;
+        let replicas = replicas.map(|r| format_replicas(&[r.to_vec()]).remove(0));
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BALANCE_LOCK])
+                .await
+                .map_err(Detailed::detailed)?;
+            let live = tx
+                .query_opt(
+                    "SELECT 1 FROM brokers WHERE node_id = $1 AND live AND heartbeat > now() - make_interval(secs => $2::float8 / 1000.0)",
+                    &[&target, &session_ms],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+            let current = tx
+                .query_opt(
+                    "SELECT leader FROM partitions WHERE topic_id = $1 AND partition = $2",
+                    &[&id.as_slice(), &partition],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+            let (Some(_), Some(current)) = (live, current) else {
+                return Ok(None);
+            };
+            let leader: Option<i32> = current.get(0);
+            let moved = leader != Some(target);
+            if moved {
+                tx.execute(
+                    "WITH u AS (UPDATE partitions SET leader = $3, leader_epoch = leader_epoch + 1
+                                WHERE topic_id = $1 AND partition = $2
+                                RETURNING topic_id, partition, leader_epoch, next_offset)
+                     INSERT INTO leader_epochs (topic_id, partition, epoch, start_offset)
+                     SELECT topic_id, partition, leader_epoch, next_offset FROM u
+                     ON CONFLICT DO NOTHING",
+                    &[&id.as_slice(), &partition, &target],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+            }
+            if let Some(r) = &replicas {
+                tx.execute(
+                    "UPDATE partitions SET replicas = $3 WHERE topic_id = $1 AND partition = $2",
+                    &[&id.as_slice(), &partition, r],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+            }
+            if moved || replicas.is_some() {
+                tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                    .await
+                    .map_err(Detailed::detailed)?;
+            }
+            tx.commit().await.map_err(Detailed::detailed)?;
+            Ok(Some(moved))
+        })
+        .await
+    }
+
+    /// The managed SCRAM credentials (`auth::credentials` JSON; `None` when none were ever set).
+    pub async fn scram_credentials(&self) -> Result<Option<String>> {
+        timed(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt("SELECT doc FROM scram_credentials WHERE id = 1", &[])
+                .await
+                .map_err(Detailed::detailed)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    /// Change the managed SCRAM credentials: `f` maps the current document to the new one (and
+    /// a result), inside one transaction holding the row, so concurrent changes through
+    /// different brokers serialize. Bumps the cluster version (every broker reloads them).
+    pub async fn alter_scram_credentials<R: Send>(
+        &self,
+        f: impl FnOnce(Option<&str>) -> Result<(String, R)> + Send,
+    ) -> Result<R> {
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
+            tx.execute(
+                "INSERT INTO scram_credentials (id, doc) VALUES (1, '{}') ON CONFLICT DO NOTHING",
+                &[],
+            )
+            .await
+            .map_err(Detailed::detailed)?;
+            let current: String = tx
+                .query_one(
+                    "SELECT doc FROM scram_credentials WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(Detailed::detailed)?
+                .get(0);
+            let (doc, r) = f(Some(current.as_str()))?;
+            if doc != current {
+                tx.execute(
+                    "UPDATE scram_credentials SET doc = $1 WHERE id = 1",
+                    &[&doc],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+                tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                    .await
+                    .map_err(Detailed::detailed)?;
+            }
+            tx.commit().await.map_err(Detailed::detailed)?;
+            Ok(r)
+        })
+        .await
+    }
+
+    /// A cluster-wide document by name (`None` when it was never written).
+    pub async fn document(&self, name: &str) -> Result<Option<String>> {
+        timed(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt("SELECT doc FROM documents WHERE name = $1", &[&name])
+                .await
+                .map_err(Detailed::detailed)?;
+            Ok(row.map(|r| r.get::<_, String>(0)).filter(|d| !d.is_empty()))
+        })
+        .await
+    }
+
+    /// Change a document: `f` maps the current one to the next (and a result) inside one
+    /// transaction holding its row, so concurrent changes through different brokers
+    /// serialize. A change bumps the cluster version (every broker reloads it).
+    pub async fn alter_document<R: Send>(
+        &self,
+        name: &str,
+        f: impl FnOnce(Option<&str>) -> Result<(String, R)> + Send,
+    ) -> Result<R> {
+        timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(Detailed::detailed)?;
+            tx.execute(
+                "INSERT INTO documents (name, doc) VALUES ($1, '') ON CONFLICT DO NOTHING",
+                &[&name],
+            )
+            .await
+            .map_err(Detailed::detailed)?;
+            let current: String = tx
+                .query_one(
+                    "SELECT doc FROM documents WHERE name = $1 FOR UPDATE",
+                    &[&name],
+                )
+                .await
+                .map_err(Detailed::detailed)?
+                .get(0);
+            let (doc, r) = f((!current.is_empty()).then_some(current.as_str()))?;
+            if doc != current {
+                tx.execute(
+                    "UPDATE documents SET doc = $2 WHERE name = $1",
+                    &[&name, &doc],
+                )
+                .await
+                .map_err(Detailed::detailed)?;
+                tx.execute("UPDATE cluster_meta SET version = version + 1", &[])
+                    .await
+                    .map_err(Detailed::detailed)?;
+            }
+            tx.commit().await.map_err(Detailed::detailed)?;
+            Ok(r)
         })
         .await
     }

@@ -1,9 +1,11 @@
-//! The GroupCoordinator actor: a thin shell over [`Group`] (membership) and the group's
-//! committed offsets. It parks JoinGroup/SyncGroup replies until the state machine releases
+//! The GroupCoordinator actor: a thin shell over the group's membership — [`Group`] for the
+//! classic protocol, [`ConsumerGroup`] for the KIP-848 consumer protocol (a group is one or the
+//! other while it has members) — and the group's committed offsets. It parks JoinGroup/SyncGroup replies until the state machine releases
 //! them, expires sessions on a timer, and is the single writer of `meta/groups/{group}.json`:
 //! commits queue up while one write is in flight and the next write covers them all; a commit
 //! is answered only after its write returned Ok, and becomes visible to OffsetFetch only then.
 
+use super::consumer::{self, ConsumerGroup, ConsumerLimits};
 use super::state::{
     Effects, Group, GroupLimits, JoinRequest, JoinResult, Phase, Reply, SyncResult,
 };
@@ -77,7 +79,9 @@ struct CommitJob {
 }
 
 pub struct GroupCoordinator {
+    limits: GroupLimits,
     group: Group,
+    consumer: ConsumerGroup,
     offsets: BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
     store: OffsetStore,
     joins: HashMap<String, oneshot::Sender<JoinResult>>,
@@ -97,6 +101,15 @@ impl GroupCoordinator {
         published: super::SharedStats,
     ) -> GroupCoordinator {
         GroupCoordinator {
+            limits,
+            consumer: ConsumerGroup::new(
+                &doc.group,
+                ConsumerLimits {
+                    session_timeout: limits.consumer_session_timeout,
+                    heartbeat_interval: limits.consumer_heartbeat_interval,
+                    max_size: limits.max_size,
+                },
+            ),
             group: Group::new(&doc.group, limits),
             offsets: doc.offsets,
             store,
@@ -109,6 +122,12 @@ impl GroupCoordinator {
         }
     }
 
+    /// A consumer-protocol group: it has no classic members and has had consumer ones (it
+    /// stays one, Empty, once they leave, until a classic member joins).
+    fn is_consumer_group(&self) -> bool {
+        self.group.is_empty() && self.consumer.group_epoch > 0
+    }
+
     /// Publish what metrics read (state, members, committed offsets).
     fn publish(&self) {
         let committed = self
@@ -117,10 +136,18 @@ impl GroupCoordinator {
             .flat_map(|(t, ps)| ps.iter().map(move |(p, c)| ((t.clone(), *p), c.offset)))
             .collect();
         if let Ok(mut s) = self.published.write() {
-            *s = super::GroupStats {
-                phase: self.group.phase.name(),
-                members: self.group.members.len(),
-                committed,
+            *s = if !self.is_consumer_group() {
+                super::GroupStats {
+                    phase: self.group.phase.name(),
+                    members: self.group.members.len(),
+                    committed,
+                }
+            } else {
+                super::GroupStats {
+                    phase: self.consumer.state().name(),
+                    members: self.consumer.members.len(),
+                    committed,
+                }
             };
         }
     }
@@ -199,6 +226,15 @@ impl Actor for GroupCoordinator {
         ctx.set_mailbox_capacity(1024);
         self.publish();
         ctx.run_interval(TICK, |act, ctx| {
+            if !act.consumer.is_empty() {
+                act.idle_since = None;
+                for id in act.consumer.tick(Instant::now()) {
+                    tracing::info!("group {}: member {id} timed out", act.group.id);
+                    act.maybe_downgrade();
+                    act.publish();
+                }
+                return;
+            }
             if act.group.is_idle() {
                 // An idle group with no offsets holds nothing worth an actor: stop after a
                 // while (it is recreated on its next request), so group ids that clients merely
@@ -227,12 +263,28 @@ impl Actor for GroupCoordinator {
 
 #[derive(Message)]
 #[rtype(result = "JoinResult")]
-pub struct Join(pub JoinRequest);
+pub struct Join(pub JoinRequest, pub std::sync::Arc<consumer::Topics>);
 
 impl Handler<Join> for GroupCoordinator {
     type Result = ResponseFuture<JoinResult>;
 
     fn handle(&mut self, msg: Join, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.consumer.is_empty() {
+            // A classic member joining a consumer group: a mixed group, answered at once.
+            let r = self.consumer.classic_join(
+                &msg.0,
+                self.limits.min_session_timeout,
+                self.limits.max_session_timeout,
+                msg.1,
+                Instant::now(),
+            );
+            self.publish();
+            return Box::pin(async move { r });
+        }
+        if self.consumer.group_epoch > 0 {
+            // An empty consumer group becomes a classic one (its offsets stay), as in Kafka.
+            self.consumer = ConsumerGroup::new(&self.group.id, self.consumer.limits());
+        }
         let (reply, fx) = self.group.join(msg.0, Instant::now());
         let out: Self::Result = match reply {
             Reply::Now(r) => Box::pin(async move { r }),
@@ -271,6 +323,15 @@ impl Handler<Sync> for GroupCoordinator {
     type Result = ResponseFuture<SyncResult>;
 
     fn handle(&mut self, m: Sync, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.consumer.is_empty() {
+            let r = self.consumer.classic_sync(
+                &m.member_id,
+                m.instance_id.as_deref(),
+                m.generation,
+                Instant::now(),
+            );
+            return Box::pin(async move { r });
+        }
         let (reply, fx) = self.group.sync(
             &m.member_id,
             m.instance_id.as_deref(),
@@ -314,6 +375,14 @@ pub struct Heartbeat {
 impl Handler<Heartbeat> for GroupCoordinator {
     type Result = i16;
     fn handle(&mut self, m: Heartbeat, _ctx: &mut Context<Self>) -> i16 {
+        if !self.consumer.is_empty() {
+            return self.consumer.classic_heartbeat(
+                &m.member_id,
+                m.instance_id.as_deref(),
+                m.generation,
+                Instant::now(),
+            );
+        }
         self.group.heartbeat(
             &m.member_id,
             m.instance_id.as_deref(),
@@ -332,6 +401,13 @@ impl Handler<Leave> for GroupCoordinator {
     type Result = MessageResult<Leave>;
     fn handle(&mut self, m: Leave, _ctx: &mut Context<Self>) -> Self::Result {
         let mut codes = Vec::new();
+        if !self.consumer.is_empty() {
+            for (member, instance) in m.0 {
+                codes.push(self.consumer.classic_leave(&member, instance.as_deref()));
+            }
+            self.maybe_downgrade();
+            return MessageResult(codes);
+        }
         for (member, instance) in m.0 {
             let (c, fx) = self
                 .group
@@ -356,6 +432,12 @@ pub struct MemberInfo {
 
 #[derive(Debug, Clone)]
 pub struct GroupInfo {
+    /// "classic" or "consumer" (ListGroups' group type).
+    pub group_type: &'static str,
+    /// The state as ListGroups reports it (a consumer group's own states included).
+    pub state: &'static str,
+    /// The classic state; a consumer-protocol group is Dead to DescribeGroups (as Kafka
+    /// answers before v6: it has no classic view).
     pub phase: Phase,
     pub protocol_type: String,
     pub protocol_name: String,
@@ -370,6 +452,17 @@ pub struct Describe;
 impl Handler<Describe> for GroupCoordinator {
     type Result = MessageResult<Describe>;
     fn handle(&mut self, _: Describe, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.is_consumer_group() {
+            return MessageResult(GroupInfo {
+                group_type: "consumer",
+                state: self.consumer.state().name(),
+                phase: Phase::Dead,
+                protocol_type: "consumer".into(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+                has_offsets: !self.offsets.is_empty(),
+            });
+        }
         let g = &self.group;
         let proto = g.protocol_name.clone().unwrap_or_default();
         // Members are reported only once the group is Stable (as Kafka does).
@@ -389,6 +482,8 @@ impl Handler<Describe> for GroupCoordinator {
             Vec::new()
         };
         MessageResult(GroupInfo {
+            group_type: "classic",
+            state: g.phase.name(),
             phase: g.phase,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol_name: if g.phase == Phase::Stable {
@@ -406,6 +501,8 @@ impl Handler<Describe> for GroupCoordinator {
 #[derive(Message)]
 #[rtype(result = "Result<Vec<i16>, i16>")]
 pub struct Commit {
+    /// The OffsetCommit version (consumer-protocol members need v9).
+    pub api_version: i16,
     pub member_id: String,
     pub instance_id: Option<String>,
     pub generation: i32,
@@ -417,10 +514,14 @@ impl Handler<Commit> for GroupCoordinator {
     type Result = ResponseActFuture<Self, Result<Vec<i16>, i16>>;
 
     fn handle(&mut self, m: Commit, ctx: &mut Context<Self>) -> Self::Result {
-        if let Err(e) =
+        let checked = if self.consumer.is_empty() {
             self.group
                 .check_commit(&m.member_id, m.instance_id.as_deref(), m.generation)
-        {
+        } else {
+            self.consumer
+                .check_commit(&m.member_id, m.generation, m.api_version)
+        };
+        if let Err(e) = checked {
             return Box::pin(actix::fut::ready(Err(e)));
         }
         let now = now_ms();
@@ -505,7 +606,8 @@ const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 impl Handler<DeleteOffsets> for GroupCoordinator {
     type Result = ResponseActFuture<Self, Result<Vec<i16>, i16>>;
     fn handle(&mut self, m: DeleteOffsets, ctx: &mut Context<Self>) -> Self::Result {
-        let subscribed = self.group.subscribed_topics();
+        let mut subscribed = self.group.subscribed_topics();
+        subscribed.extend(self.consumer.subscribed_topics());
         let mut codes = Vec::new();
         let mut keys = Vec::new();
         for (t, p) in m.0 {
@@ -568,7 +670,7 @@ const NON_EMPTY_GROUP: i16 = 68;
 impl Handler<DeleteGroup> for GroupCoordinator {
     type Result = ResponseActFuture<Self, i16>;
     fn handle(&mut self, _: DeleteGroup, _ctx: &mut Context<Self>) -> Self::Result {
-        if !self.group.is_empty() {
+        if !self.group.is_empty() || !self.consumer.is_empty() {
             return Box::pin(actix::fut::ready(NON_EMPTY_GROUP));
         }
         let store = self.store.clone();
@@ -614,5 +716,232 @@ impl Handler<Retire> for GroupCoordinator {
             }
         }
         ctx.stop();
+    }
+}
+
+/// ConsumerGroupHeartbeat (KIP-848), with the broker's topics as they are now.
+#[derive(Message)]
+#[rtype(result = "consumer::HeartbeatResponse")]
+pub struct ConsumerHeartbeat {
+    pub request: consumer::HeartbeatRequest,
+    pub topics: std::sync::Arc<consumer::Topics>,
+}
+
+impl Handler<ConsumerHeartbeat> for GroupCoordinator {
+    type Result = MessageResult<ConsumerHeartbeat>;
+    fn handle(&mut self, m: ConsumerHeartbeat, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.group.is_empty() {
+            if let Err(r) = ConsumerGroup::validate(&m.request) {
+                return MessageResult(r);
+            }
+            if m.request.member_epoch > 0 {
+                // Kafka answers GROUP_ID_NOT_FOUND; here membership is not persisted, so this
+                // is a member of the group from before a coordinator restart or move while
+                // classic members rejoined first: told to rejoin (and upgrade the group).
+                return MessageResult(consumer::HeartbeatResponse {
+                    error: code::UNKNOWN_MEMBER_ID,
+                    message: Some(format!(
+                        "Member {} is not a member of group {}.",
+                        m.request.member_id, self.group.id
+                    )),
+                    ..Default::default()
+                });
+            }
+            let upgraded = match m.request.member_epoch {
+                0 => self.upgrade(m.topics.clone()),
+                _ => Err(format!("Group {} is not a consumer group.", self.group.id)),
+            };
+            if let Err(message) = upgraded {
+                return MessageResult(consumer::HeartbeatResponse {
+                    error: code::GROUP_ID_NOT_FOUND,
+                    message: Some(message),
+                    ..Default::default()
+                });
+            }
+        }
+        let r = self.consumer.heartbeat(m.request, m.topics, Instant::now());
+        self.maybe_downgrade();
+        self.publish();
+        MessageResult(r)
+    }
+}
+
+impl GroupCoordinator {
+    /// KIP-848's online upgrade: a live classic group (of the embedded consumer protocol)
+    /// becomes a consumer group when a consumer-protocol member joins it. Its members keep
+    /// their partitions and rebalance through JoinGroup/SyncGroup inside it (a mixed group).
+    fn upgrade(&mut self, topics: std::sync::Arc<consumer::Topics>) -> Result<(), String> {
+        let id = self.group.id.clone();
+        if self.group.protocol_type.as_deref() != Some("consumer") {
+            return Err(format!(
+                "Cannot upgrade classic group {id} to consumer group because the group does not use the consumer embedded protocol."
+            ));
+        }
+        if self.group.members.len() > self.limits.max_size {
+            return Err(format!(
+                "Cannot upgrade classic group {id} to consumer group because the group size exceeds the consumer group maximum size."
+            ));
+        }
+        let imports: Vec<consumer::ClassicImport> = self
+            .group
+            .members_for_upgrade()
+            .into_iter()
+            .map(|(m, metadata)| consumer::ClassicImport {
+                id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout: m.session_timeout,
+                rebalance_timeout: m.rebalance_timeout,
+                protocols: m.protocols.clone(),
+                metadata,
+                assignment: m.assignment.clone(),
+            })
+            .collect();
+        if imports.is_empty() {
+            return Err(format!(
+                "Cannot upgrade classic group {id} to consumer group because it has not completed a rebalance yet."
+            ));
+        }
+        let converted = ConsumerGroup::from_classic(
+            &id,
+            self.consumer.limits(),
+            self.group.generation,
+            imports,
+            topics,
+            Instant::now(),
+        )
+        .map_err(|e| {
+            format!(
+                "Cannot upgrade classic group {id} to consumer group because the embedded consumer protocol is malformed: {e}."
+            )
+        })?;
+        let fx = self.group.release_parked();
+        self.deliver(fx);
+        self.group = Group::new(&id, self.limits);
+        self.consumer = converted;
+        tracing::info!("group {id}: converted from the classic to the consumer protocol");
+        Ok(())
+    }
+
+    /// KIP-848's online downgrade: once only classic members are left, the group is classic
+    /// again (at generation = the group epoch, members keeping their target assignments) and
+    /// rebalances at once.
+    fn maybe_downgrade(&mut self) {
+        if !self.consumer.only_classic_left() {
+            return;
+        }
+        let id = self.group.id.clone();
+        let (generation, members) = self.consumer.to_classic(Instant::now());
+        self.group = Group::from_members(&id, self.limits, generation, members, Instant::now());
+        self.consumer = ConsumerGroup::new(&id, self.consumer.limits());
+        tracing::info!("group {id}: converted from the consumer to the classic protocol");
+        self.publish();
+    }
+}
+
+/// A consumer-protocol member as ConsumerGroupDescribe reports it.
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberInfo {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    /// A classic-protocol member of a mixed group.
+    pub classic: bool,
+    /// (topic id, topic name, partitions)
+    pub assignment: Vec<([u8; 16], String, Vec<i32>)>,
+    pub target_assignment: Vec<([u8; 16], String, Vec<i32>)>,
+}
+
+/// A group as ConsumerGroupDescribe sees it.
+#[derive(Debug, Clone)]
+pub enum ConsumerGroupInfo {
+    /// The group has classic members.
+    Classic,
+    /// No members and no offsets: the group does not exist.
+    Unknown,
+    Consumer {
+        state: &'static str,
+        group_epoch: i32,
+        assignment_epoch: i32,
+        assignor: String,
+        members: Vec<ConsumerMemberInfo>,
+    },
+}
+
+#[derive(Message)]
+#[rtype(result = "ConsumerGroupInfo")]
+pub struct ConsumerDescribe;
+
+impl Handler<ConsumerDescribe> for GroupCoordinator {
+    type Result = MessageResult<ConsumerDescribe>;
+    fn handle(&mut self, _: ConsumerDescribe, _ctx: &mut Context<Self>) -> Self::Result {
+        let c = &self.consumer;
+        if !self.group.is_empty() {
+            return MessageResult(ConsumerGroupInfo::Classic);
+        }
+        if c.group_epoch == 0 {
+            // Never a consumer group: an empty classic group (offsets only) or nothing.
+            return MessageResult(match self.offsets.is_empty() {
+                true => ConsumerGroupInfo::Unknown,
+                false => ConsumerGroupInfo::Classic,
+            });
+        }
+        let named = |a: &super::assignor::Assignment| {
+            a.iter()
+                .map(|(id, ps)| {
+                    let name = c.topic_name(id).unwrap_or_default().to_string();
+                    (*id, name, ps.iter().copied().collect())
+                })
+                .collect::<Vec<_>>()
+        };
+        let members = c
+            .members
+            .values()
+            .map(|m| ConsumerMemberInfo {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_names.clone(),
+                subscribed_topic_regex: m.regex.clone(),
+                classic: m.classic.is_some(),
+                assignment: named(&m.assigned),
+                target_assignment: named(&c.target.get(&m.id).cloned().unwrap_or_default()),
+            })
+            .collect();
+        MessageResult(ConsumerGroupInfo::Consumer {
+            state: c.state().name(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor.clone(),
+            members,
+        })
+    }
+}
+
+/// OffsetFetch v9+ names the fetching member: checked against the consumer-protocol group.
+#[derive(Message)]
+#[rtype(result = "Result<(), i16>")]
+pub struct CheckFetchMember {
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+}
+
+impl Handler<CheckFetchMember> for GroupCoordinator {
+    type Result = Result<(), i16>;
+    fn handle(&mut self, m: CheckFetchMember, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.consumer.is_empty() {
+            return Ok(());
+        }
+        self.consumer
+            .check_fetch(m.member_id.as_deref(), m.member_epoch)
     }
 }

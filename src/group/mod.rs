@@ -4,7 +4,10 @@
 //! group's coordinator slot epoch in cluster mode — see [`OffsetStore`]), and the
 //! [`GroupManager`] registry.
 
+pub mod assignor;
+pub mod consumer;
 pub mod coordinator;
+pub mod embedded;
 pub mod state;
 
 use crate::error::Result;

@@ -55,6 +55,9 @@ pub struct GroupLimits {
     pub max_size: usize,
     /// Delay of the first rebalance of an empty group, to let members join together.
     pub initial_rebalance_delay: Duration,
+    /// Consumer-protocol (KIP-848) members: session timeout and heartbeat interval.
+    pub consumer_session_timeout: Duration,
+    pub consumer_heartbeat_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +196,66 @@ impl Group {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// A mixed group's classic members taking the group back when its last consumer-protocol
+    /// member left (KIP-848's downgrade): Stable at `generation` with the given assignments,
+    /// then at once into a rebalance so that they rejoin under the classic protocol.
+    pub fn from_members(
+        id: &str,
+        limits: GroupLimits,
+        generation: i32,
+        members: Vec<Member>,
+        now: Instant,
+    ) -> Group {
+        let mut g = Group::new(id, limits);
+        g.generation = generation;
+        g.protocol_type = Some("consumer".to_string());
+        g.join_order = members.iter().map(|m| m.id.clone()).collect();
+        g.leader = g.join_order.first().cloned();
+        g.members = members.into_iter().map(|m| (m.id.clone(), m)).collect();
+        g.protocol_name = g.select_protocol();
+        g.phase = Phase::Stable;
+        let _ = g.prepare_rebalance(now); // nobody is parked in SyncGroup yet
+        g
+    }
+
+    /// Members as a consumer group takes them (KIP-848's upgrade): (member, metadata for the
+    /// group's protocol). Empty before a protocol was ever chosen.
+    pub fn members_for_upgrade(&self) -> Vec<(&Member, Bytes)> {
+        let Some(proto) = &self.protocol_name else {
+            return Vec::new();
+        };
+        self.members
+            .values()
+            .map(|m| (m, m.metadata(proto)))
+            .collect()
+    }
+
+    /// Every parked JoinGroup and SyncGroup answered REBALANCE_IN_PROGRESS (the group is
+    /// being converted: its members rejoin the new one).
+    pub fn release_parked(&mut self) -> Effects {
+        let mut fx = Effects::default();
+        for m in self.members.values_mut() {
+            if m.awaiting_join {
+                m.awaiting_join = false;
+                fx.joins.push((
+                    m.id.clone(),
+                    JoinResult::error(REBALANCE_IN_PROGRESS, &m.id),
+                ));
+            }
+            if m.awaiting_sync {
+                m.awaiting_sync = false;
+                fx.syncs.push((
+                    m.id.clone(),
+                    SyncResult {
+                        error: REBALANCE_IN_PROGRESS,
+                        assignment: Bytes::new(),
+                    },
+                ));
+            }
+        }
+        fx
     }
 
     fn new_member_id(&mut self, client_id: &str) -> String {
@@ -820,13 +883,14 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), i16> {
+        if generation < 0 && self.members.is_empty() {
+            // Simple (non-group) commits, from an admin client or a consumer that assigns
+            // its partitions itself: accepted while nobody is a member, whatever member id
+            // the client names (librdkafka 2.12 sends the id it made up for itself).
+            return Ok(());
+        }
         if generation < 0 && member_id.is_empty() {
-            // Simple (non-group) commits: only while nobody is a member.
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(UNKNOWN_MEMBER_ID)
-            };
+            return Err(UNKNOWN_MEMBER_ID);
         }
         self.check_member(member_id, instance_id)?;
         if self.phase == Phase::CompletingRebalance {
@@ -893,6 +957,8 @@ mod tests {
             max_session_timeout: Duration::from_secs(600),
             max_size: 100,
             initial_rebalance_delay: Duration::ZERO,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval: Duration::from_secs(5),
         }
     }
 

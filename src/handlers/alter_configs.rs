@@ -14,7 +14,16 @@ pub async fn handle(ctx: &RequestCtx, req: AlterConfigsRequest) -> AlterConfigsR
         let mut out = AlterConfigsResourceResponse::default();
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
+        let denied = ctx.config_denied(
+            crate::auth::acl::op::ALTER_CONFIGS,
+            r.resource_type,
+            r.resource_name.as_str(),
+        );
         let res = match r.resource_type {
+            _ if denied.is_some() => Err(match r.resource_type {
+                TOPIC => Error::TopicAuthorization,
+                _ => Error::ClusterAuthorization,
+            }),
             TOPIC => {
                 let configs: BTreeMap<String, String> = r
                     .configs

@@ -27,6 +27,13 @@ pub async fn handle(ctx: &RequestCtx, req: CreatePartitionsRequest) -> CreatePar
                     "duplicate topic {name} in request"
                 )));
             }
+            if !ctx.allowed(
+                crate::auth::acl::op::ALTER,
+                crate::auth::acl::resource::TOPIC,
+                &name,
+            ) {
+                return Err(Error::TopicAuthorization);
+            }
             let current = broker
                 .topic(&name)
                 .map(|tp| tp.partitions.len() as i32)

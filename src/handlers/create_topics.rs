@@ -2,6 +2,7 @@
 //! single broker), assignments and configs; honours `validate_only`; stores topic configs.
 
 use super::{err_msg, RequestCtx};
+use crate::auth::acl;
 use crate::error::{code, Error};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -31,6 +32,12 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
                 return Err(Error::InvalidRequest(format!(
                     "topic '{name}' appears more than once in the request"
                 )));
+            }
+            // Kafka: CREATE on the cluster, or on the topic.
+            if !ctx.may(acl::op::CREATE, acl::resource::CLUSTER, acl::CLUSTER_NAME)
+                && !ctx.allowed(acl::op::CREATE, acl::resource::TOPIC, &name)
+            {
+                return Err(Error::TopicAuthorization);
             }
             let partitions = if !t.assignments.is_empty() {
                 if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -91,8 +98,12 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
                 if let Some(id) = id {
                     r.topic_id = uuid::Uuid::from_bytes(id);
                 }
-                // Configs are reported from v5 on; older versions cannot carry them.
-                if ctx.version >= 5 {
+                // Configs are reported from v5 on; older versions cannot carry them. As Kafka:
+                // only to a principal that may DESCRIBE_CONFIGS the topic.
+                let visible = ctx.may(acl::op::DESCRIBE_CONFIGS, acl::resource::TOPIC, &name);
+                if ctx.version >= 5 && !visible {
+                    r.topic_config_error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                } else if ctx.version >= 5 {
                     r.configs = Some(
                         configs
                             .into_iter()

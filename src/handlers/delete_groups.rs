@@ -13,7 +13,9 @@ pub async fn handle(ctx: &RequestCtx, req: DeleteGroupsRequest) -> DeleteGroupsR
     for gid in req.groups_names {
         let mut r = DeletableGroupResult::default();
         r.group_id = gid.clone();
-        let routed = ctx.broker.groups.route(gid.as_str()).await;
+        let routed = ctx
+            .route_group(crate::auth::acl::op::DELETE, gid.as_str())
+            .await;
         r.error_code = match ctx.broker.groups.get(gid.as_str()) {
             _ if routed.is_err() => routed.err().unwrap_or(COORDINATOR_NOT_AVAILABLE),
             None => GROUP_ID_NOT_FOUND,

@@ -1,6 +1,7 @@
 //! DeleteTopics (v1–6): by name, or by topic id from v6; deletes metadata and segments.
 
 use super::{err_msg, RequestCtx};
+use crate::broker::OFFSETS_TOPIC;
 use crate::error::Error;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -22,7 +23,12 @@ pub async fn handle(ctx: &RequestCtx, req: DeleteTopicsRequest) -> DeleteTopicsR
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default();
         r.topic_id = id;
+        let internal = match &name {
+            Some(n) => n == OFFSETS_TOPIC,
+            None => id.as_bytes() == &broker.offsets_topic_id(),
+        };
         let resolved = match &name {
+            _ if internal => Ok(OFFSETS_TOPIC.to_string()),
             Some(n) => broker
                 .topic(n)
                 .map(|t| t.name.clone())
@@ -33,6 +39,31 @@ pub async fn handle(ctx: &RequestCtx, req: DeleteTopicsRequest) -> DeleteTopicsR
                 .ok_or(Error::UnknownTopicId),
         };
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
+        // DELETE on the topic (a topic named but unknown is refused the same way when the
+        // principal may not delete it, as Kafka does; an unknown id stays unknown).
+        let resolved = match resolved {
+            Ok(n)
+                if !ctx.allowed(
+                    crate::auth::acl::op::DELETE,
+                    crate::auth::acl::resource::TOPIC,
+                    &n,
+                ) =>
+            {
+                Err(Error::TopicAuthorization)
+            }
+            Err(Error::UnknownTopicOrPartition)
+                if name.as_ref().is_some_and(|n| {
+                    !ctx.allowed(
+                        crate::auth::acl::op::DELETE,
+                        crate::auth::acl::resource::TOPIC,
+                        n,
+                    )
+                }) =>
+            {
+                Err(Error::TopicAuthorization)
+            }
+            other => other,
+        };
         let result = match resolved {
             Ok(n) => {
                 if let Some(t) = broker.topic(&n) {

@@ -20,10 +20,11 @@ pub fn handle(ctx: &RequestCtx, req: DescribeClusterRequest) -> DescribeClusterR
     if ctx.version >= 1 {
         resp.endpoint_type = BROKERS_ENDPOINT;
     }
+    // As Kafka: never refused; a principal without DESCRIBE on the cluster sees 0 operations.
     resp.cluster_id = StrBytes::from_string(b.cluster_id.clone());
     resp.controller_id = BrokerId(b.controller_id());
-    resp.brokers = b
-        .live_brokers()
+    resp.brokers = ctx
+        .brokers()
         .into_iter()
         .map(|i| {
             let mut br = DescribeClusterBroker::default();
@@ -34,6 +35,12 @@ pub fn handle(ctx: &RequestCtx, req: DescribeClusterRequest) -> DescribeClusterR
             br
         })
         .collect();
-    resp.cluster_authorized_operations = i32::MIN;
+    resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
+        true => ctx.authorized_operations(
+            crate::auth::acl::resource::CLUSTER,
+            crate::auth::acl::CLUSTER_NAME,
+        ),
+        false => i32::MIN,
+    };
     resp
 }

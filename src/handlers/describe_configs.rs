@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const BROKER_LOGGER: i8 = 8;
 
 pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let b = &ctx.broker;
@@ -20,7 +21,16 @@ pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsR
         let mut out = DescribeConfigsResult::default();
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
+        let denied = ctx.config_denied(
+            crate::auth::acl::op::DESCRIBE_CONFIGS,
+            r.resource_type,
+            r.resource_name.as_str(),
+        );
         let entries: Result<Vec<ConfigEntry>, (i16, String)> = match r.resource_type {
+            _ if denied.is_some() => {
+                let (c, m) = denied.unwrap_or_default();
+                Err((c, m.to_string()))
+            }
             TOPIC => b
                 .topic(r.resource_name.as_str())
                 .map(|t| describe_topic(&b.settings, &t.configs))
@@ -31,7 +41,11 @@ pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsR
             BROKER => {
                 let name = r.resource_name.as_str();
                 if name.is_empty() || name == b.node_id().to_string() {
-                    Ok(describe_broker(&b.settings, b.node_id()))
+                    Ok(describe_broker(
+                        &b.settings,
+                        b.node_id(),
+                        b.advertised_listeners(),
+                    ))
                 } else {
                     Err((code::INVALID_REQUEST, format!("unknown broker {name}")))
                 }

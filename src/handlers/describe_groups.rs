@@ -2,6 +2,7 @@
 //! assignments. An unknown group is reported as Dead, as Kafka does before v6.
 
 use super::RequestCtx;
+use crate::auth::acl;
 use crate::group::coordinator::Describe;
 use crate::group::state::COORDINATOR_NOT_AVAILABLE;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -14,10 +15,17 @@ pub async fn handle(ctx: &RequestCtx, req: DescribeGroupsRequest) -> DescribeGro
         let mut g = DescribedGroup::default();
         g.group_id = gid.clone();
         g.group_state = StrBytes::from_static_str("Dead");
-        if let Err(code) = ctx.broker.groups.route(gid.as_str()).await {
+        g.authorized_operations = i32::MIN;
+        if let Err(code) = ctx.route_group(acl::op::DESCRIBE, gid.as_str()).await {
+            if code == crate::error::code::GROUP_AUTHORIZATION_FAILED {
+                g.group_state = StrBytes::default(); // as Kafka: nothing about the group
+            }
             g.error_code = code;
             resp.groups.push(g);
             continue;
+        }
+        if ctx.version >= 3 && req.include_authorized_operations {
+            g.authorized_operations = ctx.authorized_operations(acl::resource::GROUP, gid.as_str());
         }
         if let Some(c) = ctx.broker.groups.get(gid.as_str()) {
             match c.send(Describe).await {

@@ -11,6 +11,13 @@ use std::sync::atomic::Ordering;
 
 pub fn handle(ctx: &RequestCtx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let b = &ctx.broker;
+    if !ctx.allowed_on_cluster(crate::auth::acl::op::DESCRIBE) {
+        let mut resp = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            resp.error_code = crate::error::code::CLUSTER_AUTHORIZATION_FAILED;
+        }
+        return resp;
+    }
     let mut dir = DescribeLogDirsResult::default();
     dir.log_dir = StrBytes::from_string(b.storage.describe().to_string());
     let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {

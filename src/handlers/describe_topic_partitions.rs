@@ -1,8 +1,9 @@
 //! DescribeTopicPartitions (v0): topics with their partitions, paginated by
 //! `response_partition_limit` and a cursor (topic name, partition), topics in name order. An empty
-//! topic list means every topic.
+//! topic list means every topic, the internal `__consumer_offsets` included.
 
 use super::RequestCtx;
+use crate::broker::OFFSETS_TOPIC;
 use crate::error::code;
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -20,8 +21,14 @@ pub fn handle(
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let b = &ctx.broker;
-    let mut names: Vec<String> = if req.topics.is_empty() {
-        b.topics().iter().map(|t| t.name.clone()).collect()
+    use crate::auth::acl::{op, resource};
+    let listing = req.topics.is_empty();
+    let mut names: Vec<String> = if listing {
+        let mut all: Vec<String> = b.topics().iter().map(|t| t.name.clone()).collect();
+        all.push(OFFSETS_TOPIC.to_string());
+        // Topics the principal may not describe are left out of a listing.
+        all.retain(|n| ctx.may(op::DESCRIBE, resource::TOPIC, n));
+        all
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };
@@ -53,14 +60,35 @@ pub fn handle(
         }
         let mut t = DescribeTopicPartitionsResponseTopic::default();
         t.name = Some(TopicName(StrBytes::from_string(name.clone())));
-        t.topic_authorized_operations = i32::MIN;
-        let Some(topic) = b.topic(&name) else {
+        if !listing && !ctx.allowed(op::DESCRIBE, resource::TOPIC, &name) {
+            t.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+            t.topic_authorized_operations = i32::MIN;
+            resp.topics.push(t);
+            continue;
+        }
+        t.topic_authorized_operations = ctx.authorized_operations(resource::TOPIC, &name);
+        // Each partition's (leader, epoch, replicas).
+        let parts: Vec<(i32, i32, Vec<i32>)> = if name == OFFSETS_TOPIC {
+            t.topic_id = uuid::Uuid::from_bytes(b.offsets_topic_id());
+            t.is_internal = true;
+            b.offsets_topic_partitions()
+                .into_iter()
+                .map(|(l, e)| (l, e, vec![l]))
+                .collect()
+        } else if let Some(topic) = b.topic(&name) {
+            t.topic_id = uuid::Uuid::from_bytes(topic.id);
+            (0..topic.partitions.len() as i32)
+                .map(|p| {
+                    let (l, e) = b.leader_of(&topic, p);
+                    (l, e, b.replicas(&topic, p, l))
+                })
+                .collect()
+        } else {
             t.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;
             resp.topics.push(t);
             continue;
         };
-        t.topic_id = uuid::Uuid::from_bytes(topic.id);
-        let count = topic.partitions.len() as i32;
+        let count = parts.len() as i32;
         for p in first..count {
             if budget == 0 {
                 let mut c = Cursor::default();
@@ -70,18 +98,14 @@ pub fn handle(
                 break;
             }
             let mut dp = DescribeTopicPartitionsResponsePartition::default();
-            let (leader, epoch) = b.leader_of(&topic, p);
+            let (leader, epoch, replicas) = &parts[p as usize];
             dp.partition_index = p;
-            dp.leader_id = BrokerId(leader);
-            dp.leader_epoch = epoch;
-            if leader < 0 {
+            dp.leader_id = BrokerId(*leader);
+            dp.leader_epoch = *epoch;
+            if *leader < 0 {
                 dp.error_code = code::LEADER_NOT_AVAILABLE;
             } else {
-                let replicas: Vec<BrokerId> = b
-                    .replicas(&topic, p, leader)
-                    .into_iter()
-                    .map(BrokerId)
-                    .collect();
+                let replicas: Vec<BrokerId> = replicas.iter().copied().map(BrokerId).collect();
                 dp.replica_nodes = replicas.clone();
                 dp.isr_nodes = replicas;
             }

@@ -1,19 +1,24 @@
-//! Fetch (v4–16): reads from the hot tail (batches as produced, no re-encoding) or from cold
-//! segments through the segment cache; honours `max_wait_ms`/`min_bytes` (long-poll woken by
-//! the partitions' high watermarks), `max_bytes`, per-partition limits and the isolation level
+//! Fetch (v4–18; v17/v18 change only what replica fetchers send): reads from the hot tail
+//! (batches as produced, no re-encoding) or from cold segments through the segment cache;
+//! honours `max_wait_ms`/`min_bytes` (long-poll woken by the partitions' high watermarks),
+//! `max_bytes`, per-partition limits and the isolation level
 //! (without transactions the last stable offset equals the high watermark). Only durable data
-//! (below the high watermark) is ever returned. Fetch sessions (KIP-227) are not kept: every
-//! response says session 0, which tells clients to send full requests.
+//! (below the high watermark) is ever returned. Fetch sessions (KIP-227, v7+, see
+//! `broker::fetch_sessions`): a session's partitions are read whether or not the request lists
+//! them, and an incremental response carries only the partitions with something new.
 
 use super::RequestCtx;
-use crate::broker::{Broker, Topic};
+use crate::auth::acl;
+use crate::broker::fetch_sessions::{Key, Outcome, Plan, Sent, Want};
+use crate::broker::{Broker, Topic, OFFSETS_TOPIC};
 use crate::error::{code, Error, Result};
 use crate::log::leader::Read;
 use crate::log::partition::ReadPlan;
 use bytes::Bytes;
 use futures::StreamExt;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +26,6 @@ use tokio::sync::watch;
 
 /// Longest long-poll we honour (Kafka clients default to 500 ms).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
-
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 
 struct Target {
     topic_index: usize,
@@ -32,7 +35,15 @@ struct Target {
     /// The leader epoch the client believes in (-1: not checked).
     leader_epoch: i32,
     topic: Option<Arc<Topic>>,
+    /// `Some(partitions)` for the internal `__consumer_offsets`, whose log reads as empty.
+    internal: Option<i32>,
+    /// The ACLs refuse READ on the topic.
+    denied: bool,
 }
+
+/// The topic of a run of partitions: name, id, the live topic, for `__consumer_offsets` its
+/// partition count, and whether READ on it is denied.
+type RunOf = (String, [u8; 16], Option<Arc<Topic>>, Option<i32>, bool);
 
 /// Index entries whose first row group a cold read fetches ahead (in order).
 const COLD_READ_AHEAD: usize = 8;
@@ -48,35 +59,120 @@ pub struct FetchReply {
 pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
     let broker = &ctx.broker;
     let mut resp = FetchResponse::default();
-    if req.session_id != 0 || req.session_epoch > 0 {
-        resp.error_code = FETCH_SESSION_ID_NOT_FOUND;
-        return FetchReply {
-            response: resp,
-            records: Vec::new(),
-        };
-    }
     let by_id = ctx.version >= 13;
-    let mut targets = Vec::new();
-    for (ti, t) in req.topics.iter().enumerate() {
-        let topic = if by_id {
-            broker.topic_by_id(t.topic_id.as_bytes())
+    let key = |topic: &TopicName, id: &uuid::Uuid, partition: i32| Key {
+        topic: if by_id {
+            String::new()
         } else {
-            broker.topic(t.topic.as_str())
-        };
-        let mut tr = FetchableTopicResponse::default();
-        tr.topic = t.topic.clone();
-        tr.topic_id = t.topic_id;
-        resp.responses.push(tr);
-        for p in &t.partitions {
-            targets.push(Target {
-                topic_index: ti,
-                partition: p.partition,
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                leader_epoch: p.current_leader_epoch,
-                topic: topic.clone(),
-            });
+            topic.to_string()
+        },
+        topic_id: if by_id { *id.as_bytes() } else { [0; 16] },
+        partition,
+    };
+    let wanted: Vec<(Key, Want)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                let want = Want {
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                    leader_epoch: p.current_leader_epoch,
+                };
+                (key(&t.topic, &t.topic_id, p.partition), want)
+            })
+        })
+        .collect();
+    // KIP-227 (v7+): the session decides which partitions this request covers.
+    let plan = if ctx.version >= 7 {
+        let forgotten: Vec<Key> = req
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|f| f.partitions.iter().map(|&p| key(&f.topic, &f.topic_id, p)))
+            .collect();
+        let begun = broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin(
+                req.session_id,
+                req.session_epoch,
+                wanted,
+                forgotten,
+                std::time::Instant::now(),
+            );
+        match begun {
+            Ok(plan) => plan,
+            Err(code) => {
+                resp.error_code = code;
+                return FetchReply {
+                    response: resp,
+                    records: Vec::new(),
+                };
+            }
         }
+    } else {
+        Plan {
+            partitions: wanted,
+            session_id: 0,
+            incremental: false,
+        }
+    };
+    resp.session_id = plan.session_id;
+    let kind = match (plan.incremental, plan.session_id) {
+        (true, _) => "incremental",
+        (false, 0) => "none",
+        (false, _) => "new",
+    };
+    broker
+        .metrics
+        .fetch_session_requests
+        .with_label_values(&[kind])
+        .inc();
+    let offsets_id = broker.offsets_topic_id();
+    let mut targets = Vec::new();
+    // Partitions of one topic are consecutive in the plan: one response topic per run.
+    let mut current: Option<RunOf> = None;
+    for (k, w) in &plan.partitions {
+        if current
+            .as_ref()
+            .is_none_or(|(n, id, _, _, _)| *n != k.topic || *id != k.topic_id)
+        {
+            let topic = if by_id {
+                broker.topic_by_id(&k.topic_id)
+            } else {
+                broker.topic(&k.topic)
+            };
+            let internal = match by_id {
+                true => k.topic_id == offsets_id,
+                false => k.topic == OFFSETS_TOPIC,
+            }
+            .then(|| broker.offsets_topic_partitions().len() as i32);
+            let name = match (&topic, internal) {
+                (Some(t), _) => Some(t.name.as_str()),
+                (None, Some(_)) => Some(OFFSETS_TOPIC),
+                (None, None) => (!by_id).then_some(k.topic.as_str()),
+            };
+            let denied = name.is_some_and(|n| !ctx.allowed(acl::op::READ, acl::resource::TOPIC, n));
+            let mut tr = FetchableTopicResponse::default();
+            tr.topic = TopicName(StrBytes::from_string(k.topic.clone()));
+            tr.topic_id = uuid::Uuid::from_bytes(k.topic_id);
+            resp.responses.push(tr);
+            current = Some((k.topic.clone(), k.topic_id, topic, internal, denied));
+        }
+        let Some((_, _, topic, internal, denied)) = &current else {
+            continue;
+        };
+        targets.push(Target {
+            topic_index: resp.responses.len() - 1,
+            partition: k.partition,
+            offset: w.fetch_offset,
+            max_bytes: w.max_bytes.max(0) as usize,
+            leader_epoch: w.leader_epoch,
+            topic: if *denied { None } else { topic.clone() },
+            internal: *internal,
+            denied: *denied,
+        });
     }
     // Kafka's rule: at most min(request max_bytes, broker fetch_max_bytes) — a non-positive
     // request value means 0, not unlimited — but at least one batch when one is available.
@@ -119,9 +215,34 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
     };
     // Partitions are listed topic by topic, in request order, so the chunk lists line up
     // with the response's partitions.
+    // Incremental sessions answer only what changed for the client.
+    let keep = if plan.session_id != 0 {
+        let outcomes: Vec<Outcome> = results
+            .iter()
+            .map(|(pd, chunks)| Outcome {
+                error_code: pd.error_code,
+                has_records: chunks.iter().any(|c| !c.is_empty()),
+                sent: Sent {
+                    high_watermark: pd.high_watermark,
+                    last_stable_offset: pd.last_stable_offset,
+                    log_start_offset: pd.log_start_offset,
+                },
+            })
+            .collect();
+        broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish(&plan, &outcomes)
+    } else {
+        vec![true; results.len()]
+    };
     let mut records = Vec::with_capacity(results.len());
     let mut nodes = std::collections::BTreeSet::new();
-    for (t, (mut pd, chunks)) in targets.iter().zip(results) {
+    for ((t, (mut pd, chunks)), keep) in targets.iter().zip(results).zip(keep) {
+        if !keep {
+            continue;
+        }
         // KIP-951 (v12+): point a client that asked the wrong broker at the leader.
         if ctx.version >= 12 && pd.error_code == code::NOT_LEADER_OR_FOLLOWER {
             if let Some(topic) = &t.topic {
@@ -136,8 +257,11 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
         resp.responses[t.topic_index].partitions.push(pd);
         records.push(chunks);
     }
+    if plan.incremental {
+        resp.responses.retain(|t| !t.partitions.is_empty());
+    }
     if ctx.version >= 16 {
-        for b in broker.live_brokers() {
+        for b in ctx.brokers() {
             if nodes.contains(&b.node_id) {
                 let mut n = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
                 n.node_id = b.node_id.into();
@@ -173,6 +297,25 @@ async fn read_all(
         pd.preferred_read_replica = (-1).into();
         pd.records = Some(Bytes::new());
         let mut chunks = Vec::new();
+        if t.denied {
+            pd.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+            out.push((pd, chunks));
+            continue;
+        }
+        if let (None, Some(n)) = (&t.topic, t.internal) {
+            pd.error_code = if !(0..n).contains(&t.partition) {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else if t.offset != 0 {
+                code::OFFSET_OUT_OF_RANGE
+            } else {
+                pd.high_watermark = 0;
+                pd.last_stable_offset = 0;
+                pd.log_start_offset = 0;
+                code::NONE
+            };
+            out.push((pd, chunks));
+            continue;
+        }
         let Some(topic) = &t.topic else {
             pd.error_code = if by_id {
                 code::UNKNOWN_TOPIC_ID
@@ -207,6 +350,12 @@ async fn read_all(
         pd.log_start_offset = part.stats.log_start.load(Ordering::Relaxed);
         let limit = t.max_bytes.min(budget);
         if limit == 0 && served_any {
+            out.push((pd, chunks));
+            continue;
+        }
+        if t.offset == hw && pd.log_start_offset <= hw {
+            // Caught up: nothing to read, no message to the leader (an idle consumer of many
+            // partitions costs a few atomic loads per partition).
             out.push((pd, chunks));
             continue;
         }

@@ -1,6 +1,9 @@
 //! FindCoordinator (v0–4): standalone, this broker coordinates every group; in cluster mode the
-//! broker holding the group's coordinator slot does. v4 answers batched keys. Transaction
-//! coordinators are not available (no transactions).
+//! broker holding the group's coordinator slot does. v4 answers batched keys. There is no
+//! transaction coordinator yet: a TRANSACTION key gets the non-retriable
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so, which librdkafka,
+//! kafka-python and aiokafka treat as fatal at once (the retriable COORDINATOR_NOT_AVAILABLE
+//! made them spin until their own 60–120 s timeouts).
 
 use super::RequestCtx;
 use crate::error::code;
@@ -12,35 +15,43 @@ const GROUP: i8 = 0;
 
 pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let b = &ctx.broker;
+    let l = ctx.listener.as_ref();
     let me = (
         BrokerId(b.node_id()),
-        StrBytes::from_string(b.advertised_host().to_string()),
-        b.advertised_port() as i32,
+        StrBytes::from_string(l.advertised_host.clone()),
+        i32::from(l.advertised_port),
     );
     // The coordinator of a group key: (node, host, port), or None while its slot has no
     // live leader (retriable COORDINATOR_NOT_AVAILABLE).
     let locate = |key: &str| match &b.cluster {
         None => Some(me.clone()),
-        Some(c) => c
-            .coordinator_of(key)
-            .map(|i| (BrokerId(i.node_id), StrBytes::from_string(i.host), i.port)),
+        Some(c) => c.coordinator_of(key).map(|i| {
+            let i = b.endpoint_on(i, l.name());
+            (BrokerId(i.node_id), StrBytes::from_string(i.host), i.port)
+        }),
     };
     let mut resp = FindCoordinatorResponse::default();
-    let answer = |key_type: i8| -> (i16, Option<StrBytes>) {
+    let answer = |key_type: i8, key: &str| -> (i16, Option<StrBytes>) {
         if key_type == GROUP {
-            (code::NONE, None)
+            match ctx.check_group(crate::auth::acl::op::DESCRIBE, key) {
+                Ok(()) => (code::NONE, None),
+                Err(c) => (
+                    c,
+                    Some(StrBytes::from_static_str("Group authorization failed.")),
+                ),
+            }
         } else {
             (
-                crate::group::state::COORDINATOR_NOT_AVAILABLE,
+                code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 Some(StrBytes::from_static_str(
-                    "transactions are not supported by this broker",
+                    "transactions are not supported by this broker yet",
                 )),
             )
         }
     };
     if ctx.version >= 4 {
         for key in req.coordinator_keys {
-            let (mut err, mut msg) = answer(req.key_type);
+            let (mut err, mut msg) = answer(req.key_type, key.as_str());
             let found = locate(key.as_str());
             if err == code::NONE && found.is_none() {
                 err = crate::group::state::COORDINATOR_NOT_AVAILABLE;
@@ -63,7 +74,7 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
             resp.coordinators.push(c);
         }
     } else {
-        let (mut err, mut msg) = answer(req.key_type);
+        let (mut err, mut msg) = answer(req.key_type, req.key.as_str());
         let found = locate(req.key.as_str());
         if err == code::NONE && found.is_none() {
             err = crate::group::state::COORDINATOR_NOT_AVAILABLE;

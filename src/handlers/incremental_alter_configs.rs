@@ -21,7 +21,18 @@ pub async fn handle(
         let mut out = AlterConfigsResourceResponse::default();
         out.resource_type = r.resource_type;
         out.resource_name = r.resource_name.clone();
+        let denied = ctx.config_denied(
+            crate::auth::acl::op::ALTER_CONFIGS,
+            r.resource_type,
+            r.resource_name.as_str(),
+        );
         let res: Result<()> = async {
+            if denied.is_some() {
+                return Err(match r.resource_type {
+                    TOPIC => Error::TopicAuthorization,
+                    _ => Error::ClusterAuthorization,
+                });
+            }
             match r.resource_type {
                 TOPIC => {}
                 BROKER => {

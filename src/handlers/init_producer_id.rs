@@ -14,6 +14,21 @@ pub async fn handle(ctx: &RequestCtx, req: InitProducerIdRequest) -> InitProduce
         resp.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         return resp;
     }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679).
+    use crate::auth::acl::{op, resource};
+    if !ctx.may(
+        op::IDEMPOTENT_WRITE,
+        resource::CLUSTER,
+        crate::auth::acl::CLUSTER_NAME,
+    ) && !ctx
+        .broker
+        .authorizer
+        .allows_any(&ctx.principal, &ctx.host, op::WRITE, resource::TOPIC)
+    {
+        ctx.allowed_on_cluster(op::IDEMPOTENT_WRITE); // counted as a denial
+        resp.error_code = code::CLUSTER_AUTHORIZATION_FAILED;
+        return resp;
+    }
     if ctx.version >= 3 && req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
         // Bump the epoch of an existing producer; a new id once the epoch would overflow.
         if req.producer_epoch < i16::MAX - 1 {

@@ -36,7 +36,10 @@ pub async fn handle(ctx: &RequestCtx, req: JoinGroupRequest) -> JoinGroupRespons
         require_known_member_id: ctx.version >= 4,
     };
     let groups = &ctx.broker.groups;
-    let coord = match groups.route(req.group_id.as_str()).await {
+    let routed = ctx
+        .route_group(crate::auth::acl::op::READ, req.group_id.as_str())
+        .await;
+    let coord = match routed {
         Ok(()) => groups.get_or_create(req.group_id.as_str()),
         Err(code) => {
             resp.error_code = code;
@@ -45,7 +48,10 @@ pub async fn handle(ctx: &RequestCtx, req: JoinGroupRequest) -> JoinGroupRespons
         }
     };
     let r = match coord {
-        Some(coord) => coord.send(Join(jr)).await.ok(),
+        Some(coord) => coord
+            .send(Join(jr, super::consumer_group_heartbeat::topics_view(ctx)))
+            .await
+            .ok(),
         None => None,
     }
     .unwrap_or_else(|| {

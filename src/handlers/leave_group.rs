@@ -22,7 +22,10 @@ pub async fn handle(ctx: &RequestCtx, req: LeaveGroupRequest) -> LeaveGroupRespo
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+    let routed = ctx
+        .route_group(crate::auth::acl::op::READ, req.group_id.as_str())
+        .await;
+    if let Err(code) = routed {
         resp.error_code = code;
         for (member, inst) in leaving {
             if ctx.version >= 3 {

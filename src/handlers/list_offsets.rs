@@ -1,14 +1,18 @@
-//! ListOffsets (v1–7): earliest (-2), latest (-1), max timestamp (-3, v7) and a real lookup by
-//! timestamp (the first offset whose record timestamp is at or after the target), over cold
-//! segments and the hot tail.
+//! ListOffsets (v1–10): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+: the log start, all of our log is "local"), latest tiered (-5, v9+: -1, nothing is
+//! tiered) and a real lookup by timestamp (the first offset whose record timestamp is at or
+//! after the target), over cold segments and the hot tail. v10 only adds a timeout for tiered
+//! lookups, which we never wait on. The internal `__consumer_offsets` reads as an empty log.
 
 use super::RequestCtx;
-use crate::broker::Broker;
+use crate::auth::acl;
+use crate::broker::{Broker, OFFSETS_TOPIC};
 use crate::error::{Error, Result};
 use crate::log::leader::GetSnapshot;
 use crate::log::partition::Snapshot;
 use crate::protocol::records::{parse_records, ATTR_TIMESTAMP_LOG_APPEND};
 use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -17,21 +21,42 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+pub const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(ctx: &RequestCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let broker = &ctx.broker;
     let mut resp = ListOffsetsResponse::default();
+    let wanted = req.topics.iter().flat_map(|t| {
+        t.partitions
+            .iter()
+            .map(|p| (t.name.as_str(), p.partition_index))
+    });
+    if broker.cluster.is_some() && !broker.leads_all(wanted) {
+        broker.catch_up_view().await;
+    }
     for t in req.topics {
+        if !ctx.allowed(acl::op::DESCRIBE, acl::resource::TOPIC, t.name.as_str()) {
+            let mut tr = ListOffsetsTopicResponse::default();
+            tr.name = t.name.clone();
+            for p in t.partitions {
+                let mut pr = no_offset(p.partition_index, -1);
+                pr.error_code = Error::TopicAuthorization.code();
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+            continue;
+        }
+        if t.name.as_str() == OFFSETS_TOPIC {
+            resp.topics.push(offsets_topic(ctx, t));
+            continue;
+        }
         let topic = broker.topic(t.name.as_str());
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
         for p in t.partitions {
-            let mut pr = ListOffsetsPartitionResponse::default();
-            pr.partition_index = p.partition_index;
-            pr.timestamp = -1;
-            pr.offset = -1;
-            // The field exists from v4; earlier versions must leave it at -1.
-            pr.leader_epoch = if ctx.version >= 4 { 0 } else { -1 };
+            // The leader epoch exists from v4; earlier versions must leave it at -1.
+            let mut pr = no_offset(p.partition_index, if ctx.version >= 4 { 0 } else { -1 });
             let part = topic
                 .as_ref()
                 .ok_or(Error::UnknownTopicOrPartition)
@@ -60,6 +85,33 @@ pub async fn handle(ctx: &RequestCtx, req: ListOffsetsRequest) -> ListOffsetsRes
     resp
 }
 
+/// A partition's answer before any lookup: no offset, no timestamp.
+fn no_offset(partition: i32, leader_epoch: i32) -> ListOffsetsPartitionResponse {
+    let mut pr = ListOffsetsPartitionResponse::default();
+    pr.partition_index = partition;
+    pr.timestamp = -1;
+    pr.offset = -1;
+    pr.leader_epoch = leader_epoch;
+    pr
+}
+
+/// `__consumer_offsets`: every partition is an empty log (earliest = latest = 0).
+fn offsets_topic(ctx: &RequestCtx, t: ListOffsetsTopic) -> ListOffsetsTopicResponse {
+    let n = ctx.broker.offsets_topic_partitions().len() as i32;
+    let mut tr = ListOffsetsTopicResponse::default();
+    tr.name = t.name;
+    for p in t.partitions {
+        let mut pr = no_offset(p.partition_index, if ctx.version >= 4 { 0 } else { -1 });
+        if !(0..n).contains(&p.partition_index) {
+            pr.error_code = Error::UnknownTopicOrPartition.code();
+        } else if matches!(p.timestamp, EARLIEST | LATEST | EARLIEST_LOCAL) {
+            pr.offset = 0;
+        }
+        tr.partitions.push(pr);
+    }
+    tr
+}
+
 /// Resolve one timestamp query to (offset, timestamp); (-1, -1) when no record qualifies.
 pub async fn lookup(
     broker: &Broker,
@@ -69,6 +121,8 @@ pub async fn lookup(
 ) -> Result<(i64, i64)> {
     match target {
         EARLIEST => Ok((snap.log_start, -1)),
+        EARLIEST_LOCAL if version >= 8 => Ok((snap.log_start, -1)),
+        LATEST_TIERED if version >= 9 => Ok((-1, -1)),
         LATEST => Ok((snap.high_watermark, -1)),
         MAX_TIMESTAMP if version >= 7 => {
             let mut best: Option<(i64, i64)> = None;
@@ -124,7 +178,7 @@ where
     let mut state: Scan<F> = (f, None);
     let bounds = (snap.log_start, snap.high_watermark);
     let hot_start = snap.hot.first().map_or(snap.high_watermark, |b| b.base);
-    for s in &snap.segments {
+    'segments: for s in &snap.segments {
         if s.base >= hot_start {
             break;
         }
@@ -144,8 +198,14 @@ where
             let whole = batches.len() == group.len();
             let (stop, st) = visit_all(batches, bounds, min_ts, state).await?;
             state = st;
-            if stop || !whole {
+            if stop {
                 return Ok(state.1);
+            }
+            if !whole {
+                // This segment reaches into the hot tail (its first batches were evicted from
+                // memory, its last ones not): everything below the tail is visited, the rest
+                // is read from the tail below.
+                break 'segments;
             }
             match group.last() {
                 Some(last) if last.last_offset >= at => at = last.last_offset + 1,

@@ -1,9 +1,14 @@
 //! Metadata (v0–12): brokers (this one standalone; every live broker in cluster mode), cluster
 //! id, controller, topics with ids and partitions with their leader and leader epoch;
-//! auto-creates requested topics when allowed.
+//! auto-creates requested topics when allowed. The internal topic `__consumer_offsets` is
+//! listed with `is_internal = true` (see `Broker::offsets_topic_partitions`). With ACLs on, a
+//! topic the principal may not DESCRIBE is left out of "all topics" and answered
+//! TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs CREATE on the cluster or the
+//! topic; the `*_authorized_operations` fields are filled when asked.
 
 use super::RequestCtx;
-use crate::broker::Topic;
+use crate::auth::acl::{op, resource, CLUSTER_NAME};
+use crate::broker::{Topic, OFFSETS_TOPIC};
 use crate::error::{code, Error};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -13,11 +18,14 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn describe(ctx: &RequestCtx, t: &Topic) -> MetadataResponseTopic {
+fn describe(ctx: &RequestCtx, t: &Topic, ops: bool) -> MetadataResponseTopic {
     let mut out = MetadataResponseTopic::default();
     out.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
     out.topic_id = uuid::Uuid::from_bytes(t.id);
-    out.topic_authorized_operations = i32::MIN;
+    out.topic_authorized_operations = match ops {
+        true => ctx.authorized_operations(resource::TOPIC, &t.name),
+        false => i32::MIN,
+    };
     out.partitions = (0..t.partitions.len() as i32)
         .map(|p| {
             let mut mp = MetadataResponsePartition::default();
@@ -44,6 +52,38 @@ fn describe(ctx: &RequestCtx, t: &Topic) -> MetadataResponseTopic {
     out
 }
 
+/// `__consumer_offsets`: one partition per coordinator (slot), led where group offsets live.
+pub fn describe_offsets_topic(ctx: &RequestCtx, ops: bool) -> MetadataResponseTopic {
+    let mut out = MetadataResponseTopic::default();
+    out.name = Some(TopicName(StrBytes::from_static_str(OFFSETS_TOPIC)));
+    out.topic_id = uuid::Uuid::from_bytes(ctx.broker.offsets_topic_id());
+    out.is_internal = true;
+    out.topic_authorized_operations = match ops {
+        true => ctx.authorized_operations(resource::TOPIC, OFFSETS_TOPIC),
+        false => i32::MIN,
+    };
+    out.partitions = ctx
+        .broker
+        .offsets_topic_partitions()
+        .into_iter()
+        .enumerate()
+        .map(|(p, (leader, epoch))| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = p as i32;
+            mp.leader_id = BrokerId(leader);
+            mp.leader_epoch = epoch;
+            if leader < 0 {
+                mp.error_code = code::LEADER_NOT_AVAILABLE;
+            } else {
+                mp.replica_nodes = vec![BrokerId(leader)];
+                mp.isr_nodes = vec![BrokerId(leader)];
+            }
+            mp
+        })
+        .collect();
+    out
+}
+
 fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
     let mut out = MetadataResponseTopic::default();
     out.name = name.map(|n| TopicName(StrBytes::from_string(n)));
@@ -56,8 +96,8 @@ fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     let mut resp = MetadataResponse::default();
-    resp.brokers = broker
-        .live_brokers()
+    resp.brokers = ctx
+        .brokers()
         .into_iter()
         .map(|i| {
             let mut b = MetadataResponseBroker::default();
@@ -70,7 +110,14 @@ pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse 
         .collect();
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     resp.controller_id = BrokerId(broker.controller_id());
-    resp.cluster_authorized_operations = i32::MIN;
+    resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
+        true if (8..=10).contains(&ctx.version) => {
+            ctx.authorized_operations(resource::CLUSTER, CLUSTER_NAME)
+        }
+        _ => i32::MIN,
+    };
+    let ops = ctx.version >= 8 && req.include_topic_authorized_operations;
+    let may_describe = |name: &str| ctx.allowed(op::DESCRIBE, resource::TOPIC, name);
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let wanted = match req.topics {
@@ -79,19 +126,65 @@ pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse 
         Some(t) => Some(t),
     };
     let Some(wanted) = wanted else {
-        resp.topics = broker.topics().iter().map(|t| describe(ctx, t)).collect();
+        // Quietly left out when not describable (no denial is counted for a listing).
+        let visible = |name: &str| ctx.may(op::DESCRIBE, resource::TOPIC, name);
+        resp.topics = broker
+            .topics()
+            .iter()
+            .filter(|t| visible(&t.name))
+            .map(|t| describe(ctx, t, ops))
+            .collect();
+        if visible(OFFSETS_TOPIC) {
+            resp.topics.push(describe_offsets_topic(ctx, ops));
+        }
         return resp;
     };
     // Kafka <4 semantics: v0–3 always allow auto-creation; v4+ ask via the flag.
     let allow_create =
         broker.settings.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let offsets_id = uuid::Uuid::from_bytes(broker.offsets_topic_id());
+    // Cluster mode: a topic created through another broker may not be in this broker's view
+    // yet; a consumer told UNKNOWN_TOPIC_OR_PARTITION reports "Subscribed topic not
+    // available" at once, so look again in the store before saying so.
+    let unknown_here =
+        |t: &kafka_protocol::messages::metadata_request::MetadataRequestTopic| match &t.name {
+            Some(name) => name.as_str() != OFFSETS_TOPIC && broker.topic(name.as_str()).is_none(),
+            None => t.topic_id != offsets_id && broker.topic_by_id(t.topic_id.as_bytes()).is_none(),
+        };
+    if broker.cluster.is_some() && wanted.iter().any(unknown_here) {
+        broker.catch_up_view().await;
+    }
     for t in wanted {
+        let internal = match &t.name {
+            Some(name) => name.as_str() == OFFSETS_TOPIC,
+            None => t.topic_id == offsets_id,
+        };
         let topic: Option<Arc<Topic>> = match &t.name {
             Some(name) => broker.topic(name.as_str()),
             None => broker.topic_by_id(t.topic_id.as_bytes()),
         };
+        let name = match (&topic, &t.name, internal) {
+            (_, _, true) => Some(OFFSETS_TOPIC),
+            (Some(topic), _, _) => Some(topic.name.as_str()),
+            (None, Some(n), _) => Some(n.as_str()),
+            (None, None, _) => None,
+        };
+        if name.is_some_and(|n| !may_describe(n)) {
+            let mut e = error_topic(
+                t.name.as_ref().map(|n| n.to_string()),
+                t.topic_id,
+                code::TOPIC_AUTHORIZATION_FAILED,
+            );
+            e.is_internal = internal;
+            resp.topics.push(e);
+            continue;
+        }
+        if internal {
+            resp.topics.push(describe_offsets_topic(ctx, ops));
+            continue;
+        }
         if let Some(topic) = topic {
-            resp.topics.push(describe(ctx, &topic));
+            resp.topics.push(describe(ctx, &topic, ops));
             continue;
         }
         let Some(name) = t.name.as_ref().map(|n| n.as_str().to_string()) else {
@@ -112,11 +205,21 @@ pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse 
             ));
             continue;
         }
+        if !ctx.may(op::CREATE, resource::CLUSTER, CLUSTER_NAME)
+            && !ctx.allowed(op::CREATE, resource::TOPIC, &name)
+        {
+            resp.topics.push(error_topic(
+                Some(name),
+                t.topic_id,
+                code::TOPIC_AUTHORIZATION_FAILED,
+            ));
+            continue;
+        }
         let parts = broker.settings.default_partitions;
         match broker.create_topic(&name, parts, BTreeMap::new()).await {
-            Ok(topic) => resp.topics.push(describe(ctx, &topic)),
+            Ok(topic) => resp.topics.push(describe(ctx, &topic, ops)),
             Err(Error::TopicAlreadyExists(_)) => match broker.topic(&name) {
-                Some(topic) => resp.topics.push(describe(ctx, &topic)),
+                Some(topic) => resp.topics.push(describe(ctx, &topic, ops)),
                 None => resp.topics.push(error_topic(
                     Some(name),
                     t.topic_id,

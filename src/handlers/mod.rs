@@ -7,17 +7,26 @@
 //! an unsupported version of another API, or a body that does not decode closes the connection.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -25,8 +34,10 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -58,10 +69,10 @@ pub struct ApiSpec {
 /// carry message formats 0/1, are answered by closing the connection, as Kafka 4 does.
 #[rustfmt::skip]
 pub const SUPPORTED: &[ApiSpec] = &[
-    ApiSpec { key: ApiKey::Produce, min: 0, max: 11 },
-    ApiSpec { key: ApiKey::Fetch, min: 4, max: 16 },
-    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 7 },
-    ApiSpec { key: ApiKey::Metadata, min: 0, max: 12 },
+    ApiSpec { key: ApiKey::Produce, min: 0, max: 13 },
+    ApiSpec { key: ApiKey::Fetch, min: 4, max: 18 },
+    ApiSpec { key: ApiKey::ListOffsets, min: 1, max: 10 },
+    ApiSpec { key: ApiKey::Metadata, min: 0, max: 13 },
     ApiSpec { key: ApiKey::OffsetCommit, min: 2, max: 9 },
     ApiSpec { key: ApiKey::OffsetFetch, min: 1, max: 9 },
     ApiSpec { key: ApiKey::FindCoordinator, min: 0, max: 4 },
@@ -88,6 +99,17 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
     ApiSpec { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
     ApiSpec { key: ApiKey::DescribeTopicPartitions, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::ListConfigResources, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::CreateAcls, min: 1, max: 3 },
+    ApiSpec { key: ApiKey::DescribeAcls, min: 1, max: 3 },
+    ApiSpec { key: ApiKey::DeleteAcls, min: 1, max: 3 },
+    ApiSpec { key: ApiKey::ElectLeaders, min: 0, max: 2 },
+    ApiSpec { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::DescribeUserScramCredentials, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::AlterUserScramCredentials, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::ConsumerGroupHeartbeat, min: 0, max: 1 },
+    ApiSpec { key: ApiKey::ConsumerGroupDescribe, min: 0, max: 1 },
 ];
 
 /// The lowest Produce version whose body we decode (message format 2 only).
@@ -117,6 +139,13 @@ pub struct RequestCtx {
     pub version: i16,
     /// The client's address (DescribeGroups reports it as the member's host).
     pub peer: SocketAddr,
+    /// The listener the request came through: brokers are advertised at its addresses.
+    pub listener: Arc<crate::network::ListenerInfo>,
+    /// Who sent it, for authorization (`User:alice`, `User:ANONYMOUS`).
+    pub principal: Arc<str>,
+    /// The client's address as ACL hosts are written (see `auth::acl::host_of`); empty when
+    /// authorization is off.
+    pub host: String,
     /// For Produce: keeps appends in the connection's request order (see [`ProduceGate`]).
     pub produce_gate: std::sync::Mutex<Option<ProduceGate>>,
     /// For Produce: this request's share of the broker-wide unflushed-bytes budget, held until
@@ -169,6 +198,111 @@ impl RequestCtx {
 }
 
 impl RequestCtx {
+    /// Live brokers at the addresses of the request's listener.
+    pub fn brokers(&self) -> Vec<crate::cluster::store::BrokerInfo> {
+        self.broker.live_brokers_on(self.listener.name())
+    }
+
+    /// May this request's principal do `operation` on `(resource_type, name)`? A refusal is
+    /// counted in `authorization_denials_total`.
+    pub fn allowed(&self, operation: i8, resource_type: i8, name: &str) -> bool {
+        let ok = self.may(operation, resource_type, name);
+        if !ok {
+            use crate::auth::acl::resource;
+            let kind = match resource_type {
+                resource::TOPIC => "topic",
+                resource::GROUP => "group",
+                resource::CLUSTER => "cluster",
+                resource::TRANSACTIONAL_ID => "transactional_id",
+                _ => "other",
+            };
+            let api = ApiKey::try_from(self.header.request_api_key)
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_default();
+            self.broker
+                .metrics
+                .authorization_denials
+                .with_label_values(&[api.as_str(), kind])
+                .inc();
+            tracing::debug!(
+                "{} from {} may not {operation} on {resource_type}:{name}",
+                self.principal,
+                self.peer
+            );
+        }
+        ok
+    }
+
+    /// [`RequestCtx::allowed`] without counting a refusal (a check with a fallback, or a
+    /// listing that quietly leaves out what may not be seen).
+    pub fn may(&self, operation: i8, resource_type: i8, name: &str) -> bool {
+        if !self.broker.authorizer.enabled {
+            return true; // the common case: no host string to build
+        }
+        self.broker
+            .authorizer
+            .allows(&self.principal, &self.host, operation, resource_type, name)
+    }
+
+    /// `Err(GROUP_AUTHORIZATION_FAILED)` unless the principal may do `operation` on the group.
+    pub fn check_group(&self, operation: i8, group: &str) -> Result<(), i16> {
+        use crate::auth::acl::resource;
+        match self.allowed(operation, resource::GROUP, group) {
+            true => Ok(()),
+            false => Err(crate::error::code::GROUP_AUTHORIZATION_FAILED),
+        }
+    }
+
+    /// A group request's gate: the principal may do `operation` on the group
+    /// (GROUP_AUTHORIZATION_FAILED) and this broker coordinates it (cluster mode:
+    /// NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE, see `GroupManager::route`).
+    pub async fn route_group(&self, operation: i8, group: &str) -> Result<(), i16> {
+        self.check_group(operation, group)?;
+        self.broker.groups.route(group).await
+    }
+
+    /// For config resources (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): the
+    /// refusal of `operation` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on a topic or the cluster (a
+    /// broker resource), with Kafka's code and message.
+    pub fn config_denied(
+        &self,
+        operation: i8,
+        resource_type: i8,
+        name: &str,
+    ) -> Option<(i16, &'static str)> {
+        use crate::auth::acl::resource;
+        use crate::error::code;
+        match resource_type {
+            describe_configs::TOPIC if !self.allowed(operation, resource::TOPIC, name) => Some((
+                code::TOPIC_AUTHORIZATION_FAILED,
+                "Topic authorization failed.",
+            )),
+            // ConfigResource BROKER and BROKER_LOGGER are cluster resources.
+            describe_configs::BROKER | describe_configs::BROKER_LOGGER
+                if !self.allowed_on_cluster(operation) =>
+            {
+                Some((
+                    code::CLUSTER_AUTHORIZATION_FAILED,
+                    "Cluster authorization failed.",
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`RequestCtx::allowed`] on the cluster resource.
+    pub fn allowed_on_cluster(&self, operation: i8) -> bool {
+        use crate::auth::acl::{resource, CLUSTER_NAME};
+        self.allowed(operation, resource::CLUSTER, CLUSTER_NAME)
+    }
+
+    /// The `*_authorized_operations` bits of a resource for this request's principal.
+    pub fn authorized_operations(&self, resource_type: i8, name: &str) -> i32 {
+        self.broker
+            .authorizer
+            .operations(&self.principal, &self.host, resource_type, name)
+    }
+
     pub fn client_id(&self) -> String {
         self.header
             .client_id
@@ -183,6 +317,8 @@ pub async fn dispatch(
     broker: Arc<Broker>,
     frame: BytesMut,
     peer: SocketAddr,
+    listener: Arc<crate::network::ListenerInfo>,
+    principal: Arc<str>,
     produce_gate: Option<ProduceGate>,
     unflushed_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Outcome {
@@ -224,11 +360,18 @@ pub async fn dispatch(
     let started = std::time::Instant::now();
     let metrics = broker.metrics.clone();
     let api = format!("{api_key:?}");
+    let broker_authorizes = broker.authorizer.enabled;
     let ctx = RequestCtx {
         broker,
         header,
         version,
         peer,
+        listener,
+        host: match broker_authorizes {
+            true => crate::auth::acl::host_of(peer.ip()),
+            false => String::new(),
+        },
+        principal,
         produce_gate: std::sync::Mutex::new(produce_gate),
         unflushed_permit: std::sync::Mutex::new(unflushed_permit),
     };
@@ -250,7 +393,8 @@ pub async fn dispatch(
         Err(_) => return Outcome::Close(format!("internal error handling {api_key:?}")),
     };
     let encoded = match reply {
-        Reply::Kind(response) => {
+        Reply::Kind(mut response) => {
+            null_empty_messages(&mut response);
             for code in response_errors(&response) {
                 metrics.error(&api, code);
             }
@@ -323,6 +467,12 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         RequestKind::Heartbeat(r) => R::Heartbeat(heartbeat::handle(ctx, r).await),
         RequestKind::LeaveGroup(r) => R::LeaveGroup(leave_group::handle(ctx, r).await),
         RequestKind::DescribeGroups(r) => R::DescribeGroups(describe_groups::handle(ctx, r).await),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            R::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(ctx, r).await)
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            R::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await)
+        }
         RequestKind::ListGroups(r) => R::ListGroups(list_groups::handle(ctx, r).await),
         RequestKind::DeleteGroups(r) => R::DeleteGroups(delete_groups::handle(ctx, r).await),
         RequestKind::OffsetCommit(r) => R::OffsetCommit(offset_commit::handle(ctx, r).await),
@@ -342,9 +492,15 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         RequestKind::OffsetForLeaderEpoch(r) => R::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
         RequestKind::DescribeLogDirs(r) => R::DescribeLogDirs(describe_log_dirs::handle(ctx, r)),
         RequestKind::DescribeTopicPartitions(r) => R::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, r)),
-
-
-
+        RequestKind::ListConfigResources(r) => R::ListConfigResources(list_config_resources::handle(ctx, r)),
+        RequestKind::CreateAcls(r) => R::CreateAcls(create_acls::handle(ctx, r).await),
+        RequestKind::DescribeAcls(r) => R::DescribeAcls(describe_acls::handle(ctx, r).await),
+        RequestKind::DeleteAcls(r) => R::DeleteAcls(delete_acls::handle(ctx, r).await),
+        RequestKind::ElectLeaders(r) => R::ElectLeaders(elect_leaders::handle(ctx, r).await),
+        RequestKind::AlterPartitionReassignments(r) => R::AlterPartitionReassignments(alter_partition_reassignments::handle(ctx, r).await),
+        RequestKind::ListPartitionReassignments(r) => R::ListPartitionReassignments(list_partition_reassignments::handle(ctx, r)),
+        RequestKind::DescribeUserScramCredentials(r) => R::DescribeUserScramCredentials(describe_user_scram_credentials::handle(ctx, r)),
+        RequestKind::AlterUserScramCredentials(r) => R::AlterUserScramCredentials(alter_user_scram_credentials::handle(ctx, r).await),
         other => return Err(format!("no handler for {other:?}")),
     })))
 }
@@ -418,10 +574,109 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
+        R::ListConfigResources(r) => vec![r.error_code],
+        R::ElectLeaders(r) => std::iter::once(r.error_code)
+            .chain(
+                r.replica_election_results
+                    .iter()
+                    .flat_map(|t| t.partition_result.iter().map(|p| p.error_code)),
+            )
+            .collect(),
+        R::AlterPartitionReassignments(r) => std::iter::once(r.error_code)
+            .chain(
+                r.responses
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            )
+            .collect(),
+        R::ListPartitionReassignments(r) => vec![r.error_code],
+        R::DescribeUserScramCredentials(r) => std::iter::once(r.error_code)
+            .chain(r.results.iter().map(|x| x.error_code))
+            .collect(),
+        R::AlterUserScramCredentials(r) => r.results.iter().map(|x| x.error_code).collect(),
+        R::CreateAcls(r) => r.results.iter().map(|x| x.error_code).collect(),
+        R::DescribeAcls(r) => vec![r.error_code],
+        R::DeleteAcls(r) => r.filter_results.iter().map(|x| x.error_code).collect(),
         R::DescribeLogDirs(r) => std::iter::once(r.error_code)
             .chain(r.results.iter().map(|x| x.error_code))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// Kafka sends a null error message where there is nothing to say; `kafka-protocol` defaults
+/// some nullable messages to "" (clients such as aiokafka assert `None` on success). Every
+/// nullable error message we may answer with goes through here.
+pub fn null_empty_messages(r: &mut ResponseKind) {
+    use kafka_protocol::protocol::StrBytes;
+    fn fix(m: &mut Option<StrBytes>) {
+        if m.as_ref().is_some_and(|s| s.is_empty()) {
+            *m = None;
+        }
+    }
+    use ResponseKind as R;
+    match r {
+        R::CreateTopics(r) => r.topics.iter_mut().for_each(|t| fix(&mut t.error_message)),
+        R::DeleteTopics(r) => r
+            .responses
+            .iter_mut()
+            .for_each(|t| fix(&mut t.error_message)),
+        R::CreatePartitions(r) => r.results.iter_mut().for_each(|t| fix(&mut t.error_message)),
+        R::DescribeConfigs(r) => r.results.iter_mut().for_each(|t| fix(&mut t.error_message)),
+        R::AlterConfigs(r) => r
+            .responses
+            .iter_mut()
+            .for_each(|t| fix(&mut t.error_message)),
+        R::IncrementalAlterConfigs(r) => r
+            .responses
+            .iter_mut()
+            .for_each(|t| fix(&mut t.error_message)),
+        R::FindCoordinator(r) => {
+            fix(&mut r.error_message);
+            r.coordinators
+                .iter_mut()
+                .for_each(|c| fix(&mut c.error_message));
+        }
+        R::SaslAuthenticate(r) => fix(&mut r.error_message),
+        R::DescribeCluster(r) => fix(&mut r.error_message),
+        R::ElectLeaders(r) => r.replica_election_results.iter_mut().for_each(|t| {
+            t.partition_result
+                .iter_mut()
+                .for_each(|p| fix(&mut p.error_message))
+        }),
+        R::AlterPartitionReassignments(r) => {
+            fix(&mut r.error_message);
+            r.responses.iter_mut().for_each(|t| {
+                t.partitions
+                    .iter_mut()
+                    .for_each(|p| fix(&mut p.error_message))
+            });
+        }
+        R::ListPartitionReassignments(r) => fix(&mut r.error_message),
+        R::DescribeUserScramCredentials(r) => {
+            fix(&mut r.error_message);
+            r.results.iter_mut().for_each(|x| fix(&mut x.error_message));
+        }
+        R::AlterUserScramCredentials(r) => {
+            r.results.iter_mut().for_each(|x| fix(&mut x.error_message))
+        }
+        R::Produce(r) => r.responses.iter_mut().for_each(|t| {
+            t.partition_responses.iter_mut().for_each(|p| {
+                fix(&mut p.error_message);
+                p.record_errors
+                    .iter_mut()
+                    .for_each(|e| fix(&mut e.batch_index_error_message));
+            })
+        }),
+        R::CreateAcls(r) => r.results.iter_mut().for_each(|t| fix(&mut t.error_message)),
+        R::DescribeAcls(r) => fix(&mut r.error_message),
+        R::DeleteAcls(r) => r.filter_results.iter_mut().for_each(|f| {
+            fix(&mut f.error_message);
+            f.matching_acls
+                .iter_mut()
+                .for_each(|m| fix(&mut m.error_message));
+        }),
+        _ => {}
     }
 }
 

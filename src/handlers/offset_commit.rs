@@ -3,6 +3,7 @@
 //! document is written.
 
 use super::RequestCtx;
+use crate::auth::acl;
 use crate::error::code;
 use crate::group::coordinator::Commit;
 use crate::group::state::{COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID};
@@ -16,10 +17,19 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
     // (topic index, partition index) → code for partitions refused before the coordinator.
     let mut pre: Vec<Vec<Option<i16>>> = Vec::new();
     let mut offsets = Vec::new();
+    let group_ok = ctx
+        .check_group(acl::op::READ, req.group_id.as_str())
+        .is_ok();
     for t in &req.topics {
         let topic = broker.topic(t.name.as_str());
+        let topic_ok =
+            !group_ok || ctx.allowed(acl::op::READ, acl::resource::TOPIC, t.name.as_str());
         let mut codes = Vec::new();
         for p in &t.partitions {
+            if !topic_ok {
+                codes.push(Some(code::TOPIC_AUTHORIZATION_FAILED));
+                continue;
+            }
             let known = topic
                 .as_ref()
                 .is_some_and(|tp| (0..tp.partition_count()).contains(&p.partition_index));
@@ -42,7 +52,9 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
         }
         pre.push(codes);
     }
-    let result: Result<Vec<i16>, i16> = if req.group_id.is_empty() {
+    let result: Result<Vec<i16>, i16> = if !group_ok {
+        Err(code::GROUP_AUTHORIZATION_FAILED)
+    } else if req.group_id.is_empty() {
         Err(INVALID_GROUP_ID)
     } else if let Err(code) = broker.groups.route(req.group_id.as_str()).await {
         Err(code)
@@ -52,6 +64,7 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
         match broker.groups.get_or_create(req.group_id.as_str()) {
             Some(c) => c
                 .send(Commit {
+                    api_version: ctx.version,
                     member_id: req.member_id.to_string(),
                     instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
                     generation: req.generation_id_or_member_epoch,
@@ -74,6 +87,7 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetCommitRequest) -> OffsetCommitR
             let mut rp = OffsetCommitResponsePartition::default();
             rp.partition_index = p.partition_index;
             rp.error_code = match (c, &result) {
+                (_, Err(code::GROUP_AUTHORIZATION_FAILED)) => code::GROUP_AUTHORIZATION_FAILED,
                 (Some(c), _) => c,
                 (None, Err(e)) => *e,
                 (None, Ok(_)) => it.next().unwrap_or(code::UNKNOWN_SERVER_ERROR),

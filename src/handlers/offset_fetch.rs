@@ -2,8 +2,9 @@
 //! request from v8. Partitions without a commit get offset -1.
 
 use super::RequestCtx;
+use crate::auth::acl;
 use crate::error::code;
-use crate::group::coordinator::FetchOffsets;
+use crate::group::coordinator::{CheckFetchMember, FetchOffsets};
 use crate::group::state::COORDINATOR_NOT_AVAILABLE;
 use crate::group::CommittedOffset;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -14,19 +15,32 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 type Found = Vec<(String, i32, Option<CommittedOffset>)>;
-type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+/// Per topic: (partition, committed offset, error code).
+type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>, i16)>)>;
 
+/// The offsets of `group`; from v9 a consumer-protocol member names itself and its epoch
+/// (UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH when they are not current).
 async fn lookup(
     ctx: &RequestCtx,
     group: &str,
+    member: (Option<String>, i32),
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Found, i16> {
-    ctx.broker.groups.route(group).await?;
+    ctx.route_group(acl::op::DESCRIBE, group).await?;
     match ctx.broker.groups.get(group) {
-        Some(c) => c
-            .send(FetchOffsets(topics))
-            .await
-            .map_err(|_| COORDINATOR_NOT_AVAILABLE),
+        Some(c) => {
+            if member.1 >= 0 {
+                c.send(CheckFetchMember {
+                    member_id: member.0,
+                    member_epoch: member.1,
+                })
+                .await
+                .map_err(|_| COORDINATOR_NOT_AVAILABLE)??;
+            }
+            c.send(FetchOffsets(topics))
+                .await
+                .map_err(|_| COORDINATOR_NOT_AVAILABLE)
+        }
         None => Ok(topics
             .unwrap_or_default()
             .into_iter()
@@ -35,12 +49,31 @@ async fn lookup(
     }
 }
 
-fn group_by_topic(found: Found) -> ByTopic {
+/// Group the offsets by topic. With ACLs, a topic the principal may not DESCRIBE is left out
+/// of "all topics" (`explicit = false`) and answered TOPIC_AUTHORIZATION_FAILED when named.
+fn group_by_topic(ctx: &RequestCtx, found: Found, explicit: bool) -> ByTopic {
     let mut out: ByTopic = Vec::new();
+    let mut allowed: Vec<(String, bool)> = Vec::new();
     for (t, p, c) in found {
+        let ok = match allowed.iter().find(|(n, _)| *n == t) {
+            Some((_, ok)) => *ok,
+            None => {
+                let ok = match explicit {
+                    true => ctx.allowed(acl::op::DESCRIBE, acl::resource::TOPIC, &t),
+                    false => ctx.may(acl::op::DESCRIBE, acl::resource::TOPIC, &t),
+                };
+                allowed.push((t.clone(), ok));
+                ok
+            }
+        };
+        let entry = match ok {
+            true => (p, c, code::NONE),
+            false if explicit => (p, None, code::TOPIC_AUTHORIZATION_FAILED),
+            false => continue,
+        };
         match out.iter_mut().find(|(n, _)| *n == t) {
-            Some((_, v)) => v.push((p, c)),
-            None => out.push((t, vec![(p, c)])),
+            Some((_, v)) => v.push(entry),
+            None => out.push((t, vec![entry])),
         }
     }
     out
@@ -64,13 +97,15 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
             });
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
-            match lookup(ctx, g.group_id.as_str(), topics).await {
+            let explicit = topics.is_some();
+            let member = (g.member_id.as_ref().map(|s| s.to_string()), g.member_epoch);
+            match lookup(ctx, g.group_id.as_str(), member, topics).await {
                 Err(e) => rg.error_code = e,
                 Ok(found) => {
-                    for (t, parts) in group_by_topic(found) {
+                    for (t, parts) in group_by_topic(ctx, found, explicit) {
                         let mut rt = OffsetFetchResponseTopics::default();
                         rt.name = TopicName(StrBytes::from_string(t));
-                        for (p, c) in parts {
+                        for (p, c, err) in parts {
                             let mut rp = OffsetFetchResponsePartitions::default();
                             rp.partition_index = p;
                             rp.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
@@ -80,7 +115,7 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
                                     .and_then(|c| c.metadata.clone())
                                     .unwrap_or_default(),
                             ));
-                            rp.error_code = code::NONE;
+                            rp.error_code = err;
                             rt.partitions.push(rp);
                         }
                         rg.topics.push(rt);
@@ -96,19 +131,21 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    match lookup(ctx, req.group_id.as_str(), topics).await {
+    let explicit = topics.is_some();
+    match lookup(ctx, req.group_id.as_str(), (None, -1), topics).await {
         Err(e) => {
             if ctx.version >= 2 {
                 resp.error_code = e;
             }
         }
         Ok(found) => {
-            for (t, parts) in group_by_topic(found) {
+            for (t, parts) in group_by_topic(ctx, found, explicit) {
                 let mut rt = OffsetFetchResponseTopic::default();
                 rt.name = TopicName(StrBytes::from_string(t));
-                for (p, c) in parts {
+                for (p, c, err) in parts {
                     let mut rp = OffsetFetchResponsePartition::default();
                     rp.partition_index = p;
+                    rp.error_code = err;
                     rp.committed_offset = c.as_ref().map_or(-1, |c| c.offset);
                     rp.committed_leader_epoch = epoch(&c);
                     rp.metadata = Some(StrBytes::from_string(

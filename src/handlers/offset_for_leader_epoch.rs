@@ -46,11 +46,21 @@ pub fn handle(ctx: &RequestCtx, req: OffsetForLeaderEpochRequest) -> OffsetForLe
         let topic = ctx.broker.topic(t.topic.as_str());
         let mut rt = OffsetForLeaderTopicResult::default();
         rt.topic = t.topic.clone();
+        let describable = ctx.allowed(
+            crate::auth::acl::op::DESCRIBE,
+            crate::auth::acl::resource::TOPIC,
+            t.topic.as_str(),
+        );
         for p in t.partitions {
             let mut e = EpochEndOffset::default();
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
+            if !describable {
+                e.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                rt.partitions.push(e);
+                continue;
+            }
             let part = match topic.as_ref().map(|tp| tp.local(p.partition)) {
                 None => {
                     e.error_code = code::UNKNOWN_TOPIC_OR_PARTITION;

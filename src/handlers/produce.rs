@@ -1,11 +1,12 @@
-//! Produce (v3–11; v0–2 close the connection, see `SUPPORTED`). Each partition's batch is
+//! Produce (v3–13; v0–2 close the connection, see `SUPPORTED`; v13 names topics by id). Each partition's batch is
 //! validated (magic 2, lengths, CRC-32C, codec, record count and deltas, decompression capped),
 //! appended by its PartitionLeader, and answered only once durable (acks 1/-1). acks=0 gets no
 //! response at all. Pipelined Produce requests of one connection are validated in parallel but
 //! append in request order (`ProduceGate`), so offsets follow the order the client sent them.
 
 use super::{err_msg, RequestCtx};
-use crate::broker::Topic;
+use crate::auth::acl;
+use crate::broker::{Topic, OFFSETS_TOPIC};
 use crate::error::{code, Error, Result};
 use crate::log::leader::{Append, AppendTicket};
 use crate::log::partition::AppendResult;
@@ -61,9 +62,36 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 3_600_000) as u64);
     // Phase 1, concurrently: validate (and recompress) every partition's batch.
     let mut prepared = Vec::new();
+    let by_id = ctx.version >= 13;
+    // Cluster mode: a topic created (or a partition moved here) through another broker may be
+    // newer than this broker's view; look in the store before answering UNKNOWN_TOPIC or
+    // NOT_LEADER.
+    if broker.cluster.is_some()
+        && req.topic_data.iter().any(|t| {
+            let name = match by_id {
+                true => match broker.topic_by_id(t.topic_id.as_bytes()) {
+                    Some(tp) => tp.name.clone(),
+                    None => return true,
+                },
+                false => t.name.to_string(),
+            };
+            !broker.leads_all(t.partition_data.iter().map(|p| (name.as_str(), p.index)))
+        })
+    {
+        broker.catch_up_view().await;
+    }
     for t in req.topic_data.iter_mut() {
-        let name = t.name.as_str().to_string();
-        let topic = broker.topic(&name);
+        let topic = if by_id {
+            broker.topic_by_id(t.topic_id.as_bytes())
+        } else {
+            broker.topic(t.name.as_str())
+        };
+        let internal = t.name.as_str() == OFFSETS_TOPIC;
+        // WRITE on the topic (by id: on the topic the id names; an unknown id stays unknown).
+        let denied = match &topic {
+            Some(tp) => !ctx.allowed(acl::op::WRITE, acl::resource::TOPIC, &tp.name),
+            None => !by_id && !ctx.allowed(acl::op::WRITE, acl::resource::TOPIC, t.name.as_str()),
+        };
         for p in t.partition_data.iter_mut() {
             let topic = topic.clone();
             // Taken out of the request: once the leader has copied the batch into its log, the
@@ -76,7 +104,16 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                     if !matches!(acks, -1..=1) {
                         return Err(Error::InvalidRequiredAcks(acks));
                     }
-                    let topic = topic.ok_or(Error::UnknownTopicOrPartition)?;
+                    if denied {
+                        return Err(Error::TopicAuthorization);
+                    }
+                    let topic = topic.ok_or_else(|| match by_id {
+                        true => Error::UnknownTopicId,
+                        false if internal => Error::InvalidTopic(format!(
+                            "cannot append to the internal topic {OFFSETS_TOPIC}"
+                        )),
+                        false => Error::UnknownTopicOrPartition,
+                    })?;
                     topic.local(idx)?;
                     let max = topic
                         .max_message_bytes()
@@ -206,9 +243,9 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                     if e.code() == code::KAFKA_STORAGE_ERROR
                         || e.code() == code::UNKNOWN_SERVER_ERROR
                     {
-                        tracing::warn!("produce to {}-{idx} failed: {e}", t.name.as_str());
+                        tracing::warn!("produce to {}-{idx} failed: {e}", topic_label(&t));
                     } else {
-                        tracing::debug!("produce to {}-{idx} refused: {e}", t.name.as_str());
+                        tracing::debug!("produce to {}-{idx} refused: {e}", topic_label(&t));
                     }
                     pr.error_code = e.code();
                     pr.error_message = err_msg(&e);
@@ -233,19 +270,38 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
         resp.responses.push(tr);
     }
     if ctx.version >= 10 {
-        add_leader_hints(&broker, &mut resp);
+        add_leader_hints(&broker, &mut resp, by_id, ctx.brokers());
     }
     Some(resp)
 }
 
+/// A produced topic's name for logs: its name, or its id from v13 on.
+fn topic_label(t: &kafka_protocol::messages::produce_request::TopicProduceData) -> String {
+    if t.name.is_empty() {
+        t.topic_id.to_string()
+    } else {
+        t.name.to_string()
+    }
+}
+
 /// KIP-951: a NOT_LEADER_OR_FOLLOWER answer names the current leader and its endpoint, so
 /// the client retries there without a Metadata round trip (cluster mode).
-fn add_leader_hints(broker: &crate::broker::Broker, resp: &mut ProduceResponse) {
+fn add_leader_hints(
+    broker: &crate::broker::Broker,
+    resp: &mut ProduceResponse,
+    by_id: bool,
+    brokers: Vec<crate::cluster::store::BrokerInfo>,
+) {
     use kafka_protocol::messages::produce_response::{LeaderIdAndEpoch, NodeEndpoint};
     use kafka_protocol::messages::BrokerId;
     let mut nodes = std::collections::BTreeSet::new();
     for t in resp.responses.iter_mut() {
-        let Some(topic) = broker.topic(t.name.as_str()) else {
+        let topic = if by_id {
+            broker.topic_by_id(t.topic_id.as_bytes())
+        } else {
+            broker.topic(t.name.as_str())
+        };
+        let Some(topic) = topic else {
             continue;
         };
         for p in t.partition_responses.iter_mut() {
@@ -262,7 +318,7 @@ fn add_leader_hints(broker: &crate::broker::Broker, resp: &mut ProduceResponse) 
             }
         }
     }
-    for b in broker.live_brokers() {
+    for b in brokers {
         if nodes.contains(&b.node_id) {
             let mut n = NodeEndpoint::default();
             n.node_id = BrokerId(b.node_id);

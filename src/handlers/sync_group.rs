@@ -8,7 +8,10 @@ use kafka_protocol::protocol::StrBytes;
 
 pub async fn handle(ctx: &RequestCtx, req: SyncGroupRequest) -> SyncGroupResponse {
     let mut resp = SyncGroupResponse::default();
-    if let Err(code) = ctx.broker.groups.route(req.group_id.as_str()).await {
+    let routed = ctx
+        .route_group(crate::auth::acl::op::READ, req.group_id.as_str())
+        .await;
+    if let Err(code) = routed {
         resp.error_code = code;
         return resp;
     }

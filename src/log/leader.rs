@@ -560,7 +560,9 @@ impl Handler<WriterEvent> for PartitionLeader {
         match ev {
             WriterEvent::Durable(seg) => {
                 if self.log.on_durable(seg) {
+                    // Publish the high watermark before acknowledging: read-your-writes.
                     self.publish();
+                    self.log.release_acknowledged();
                 }
                 self.enforce_hot_budget();
             }

@@ -175,7 +175,17 @@ impl PartitionLog {
             self.log_start = seg.base;
         }
         self.segments.insert(seg.base, seg);
-        while self.pending.front().is_some_and(|p| p.last <= last) {
+        true
+    }
+
+    /// Answer the produces now below the high watermark. Called after the new high watermark
+    /// is published, so a client that got its acknowledgement reads its records at once.
+    pub fn release_acknowledged(&mut self) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.last < self.high_watermark)
+        {
             if let Some(p) = self.pending.pop_front() {
                 let _ = p.tx.send(Ok(AppendResult {
                     base_offset: p.base,
@@ -183,7 +193,6 @@ impl PartitionLog {
                 }));
             }
         }
-        true
     }
 
     /// Writing from offset `from` failed: fail every produce at or after it, drop those
@@ -561,6 +570,7 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         log.add_waiter(0, 2, tx);
         assert!(log.on_durable(seg(0, 2)));
+        log.release_acknowledged();
         assert_eq!(rx.try_recv().unwrap().unwrap().base_offset, 0);
         assert_eq!(log.high_watermark(), 3);
         match log.read(0, 1 << 20).unwrap() {

@@ -10,6 +10,7 @@
 //! An invalid frame or a request that must close the connection stops only this connection.
 
 use super::listener::ConnStats;
+use super::ListenerInfo;
 use crate::auth::session::{SaslSession, Step};
 use crate::broker::Broker;
 use crate::handlers::{
@@ -26,9 +27,7 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::codec::FramedRead;
 
@@ -37,6 +36,8 @@ type Pending = BoxFuture<'static, Outcome>;
 pub struct Connection {
     broker: Arc<Broker>,
     peer: SocketAddr,
+    /// The listener the client connected through (Metadata advertises its addresses).
+    listener: Arc<ListenerInfo>,
     queue: mpsc::Sender<Pending>,
     stats: Arc<ConnStats>,
     sasl: SaslSession,
@@ -49,20 +50,28 @@ pub struct Connection {
     /// Authentication failed: the connection closes once the failure is written; nothing
     /// more is read from it.
     closing: bool,
+    /// Who the client is for authorization (see `auth::principal`): from its TLS client
+    /// certificate or `User:ANONYMOUS` at first; `User:` + the user name once SASL
+    /// authentication succeeds.
+    principal: Arc<str>,
 }
 
 /// Frame cap while a connection has not authenticated (Kafka's 512 KiB for SASL tokens).
 pub const MAX_PRE_AUTH_FRAME: usize = 512 * 1024;
 
 impl Connection {
-    /// Start a Connection actor for an accepted socket on the current arbiter.
+    /// Start a Connection actor for an accepted socket (its two halves: TCP, or TLS after the
+    /// handshake) on the current arbiter.
     pub fn start_on(
-        stream: TcpStream,
+        rd: Box<dyn AsyncRead + Send + Unpin>,
+        wr: Box<dyn AsyncWrite + Send + Unpin>,
         peer: SocketAddr,
+        listener: Arc<ListenerInfo>,
         broker: Arc<Broker>,
         stats: Arc<ConnStats>,
+        principal: Arc<str>,
     ) {
-        let sasl = SaslSession::new(broker.users.clone());
+        let sasl = SaslSession::new(broker.users.clone(), listener.protocol.sasl());
         let max_frame = if sasl.required() {
             MAX_PRE_AUTH_FRAME
         } else {
@@ -73,7 +82,6 @@ impl Connection {
         let budget_kib = (broker.settings.max_in_flight_bytes_per_connection / 1024)
             .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize))
             as u32;
-        let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Pending>(in_flight);
         broker.metrics.connections_open.inc();
         Connection::create(move |ctx| {
@@ -83,6 +91,7 @@ impl Connection {
             Connection {
                 broker,
                 peer,
+                listener,
                 queue: tx,
                 stats,
                 sasl,
@@ -91,6 +100,7 @@ impl Connection {
                 budget_kib,
                 last_produce: None,
                 closing: false,
+                principal,
             }
         });
     }
@@ -133,7 +143,8 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
         // Hold the frame's size in permits until it is answered; wait (not reading further)
         // while the connection's budget is used up.
         let kib = ((frame.len() / 1024) as u32 + 1).min(self.budget_kib);
-        let (broker, peer) = (self.broker.clone(), self.peer);
+        let (broker, peer, listener) = (self.broker.clone(), self.peer, self.listener.clone());
+        let principal = self.principal.clone();
         // Frames arrive here in order: chain each Produce behind the previous one.
         let is_produce = i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Produce as i16;
         let gate = if is_produce {
@@ -152,7 +163,16 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
             let run =
                 move |permit: OwnedSemaphorePermit, unflushed: OwnedSemaphorePermit| -> Pending {
                     Box::pin(async move {
-                        let out = dispatch(broker, frame, peer, gate, Some(unflushed)).await;
+                        let out = dispatch(
+                            broker,
+                            frame,
+                            peer,
+                            listener,
+                            principal,
+                            gate,
+                            Some(unflushed),
+                        )
+                        .await;
                         drop(permit);
                         out
                     })
@@ -181,7 +201,7 @@ impl StreamHandler<Result<BytesMut, FrameError>> for Connection {
         }
         let run = move |permit: OwnedSemaphorePermit| -> Pending {
             Box::pin(async move {
-                let out = dispatch(broker, frame, peer, gate, None).await;
+                let out = dispatch(broker, frame, peer, listener, principal, gate, None).await;
                 drop(permit);
                 out
             })
@@ -247,7 +267,10 @@ impl Connection {
             .max_frame
             .store(self.broker.settings.max_request_bytes, Ordering::Relaxed);
         self.limits.raw_tokens.store(false, Ordering::Relaxed);
-        tracing::debug!("{} authenticated as {:?}", self.peer, self.sasl.principal);
+        if let Some(user) = &self.sasl.principal {
+            self.principal = Arc::from(format!("User:{user}"));
+        }
+        tracing::debug!("{} authenticated as {}", self.peer, self.principal);
     }
 
     /// Before authentication only ApiVersions, SaslHandshake and SaslAuthenticate (or raw
@@ -274,8 +297,15 @@ impl Connection {
         let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         match ApiKey::try_from(key) {
             Ok(ApiKey::ApiVersions) => {
-                let fut: Pending =
-                    Box::pin(dispatch(self.broker.clone(), frame, self.peer, None, None));
+                let fut: Pending = Box::pin(dispatch(
+                    self.broker.clone(),
+                    frame,
+                    self.peer,
+                    self.listener.clone(),
+                    self.principal.clone(),
+                    None,
+                    None,
+                ));
                 self.enqueue(fut, ctx);
             }
             Ok(ApiKey::SaslHandshake) if (0..=1).contains(&version) => {
@@ -360,7 +390,7 @@ impl Handler<WriterDone> for Connection {
 
 async fn write_loop(
     mut rx: mpsc::Receiver<Pending>,
-    mut wr: OwnedWriteHalf,
+    mut wr: Box<dyn AsyncWrite + Send + Unpin>,
     max_in_flight: usize,
     peer: SocketAddr,
     conn: Addr<Connection>,

@@ -1,9 +1,11 @@
-//! The accept loop: accepts client sockets, applies socket options from config, and starts a
-//! Connection actor for each on one of the worker arbiters (round-robin), moving the socket
-//! into that arbiter's runtime. Connections beyond `max_connections` (or
+//! The accept loop of one listener: accepts client sockets, applies socket options from config,
+//! and starts a Connection actor for each on one of the worker arbiters (round-robin), moving
+//! the socket into that arbiter's runtime (where an SSL listener's TLS handshake runs first). Connections beyond `max_connections` (or
 //! `max_connections_per_ip` from one address) are closed as soon as they are accepted.
 
 use super::connection::Connection;
+use super::tls::Tls;
+use super::ListenerInfo;
 use crate::broker::Broker;
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -57,6 +59,8 @@ impl ConnStats {
 
 pub async fn accept_loop(
     listener: TcpListener,
+    info: Arc<ListenerInfo>,
+    tls: Option<Arc<Tls>>,
     broker: Arc<Broker>,
     arbiters: Vec<ArbiterHandle>,
     stats: Arc<ConnStats>,
@@ -99,8 +103,10 @@ pub async fn accept_loop(
         tracing::debug!("accepted connection from {peer}");
         let broker = broker.clone();
         let stats2 = stats.clone();
+        let info = info.clone();
+        let tls = tls.clone();
         if arbiters.is_empty() {
-            Connection::start_on(stream, peer, broker, stats2);
+            actix::spawn(start_connection(stream, peer, info, tls, broker, stats2));
             continue;
         }
         let arb = &arbiters[next % arbiters.len()];
@@ -109,9 +115,7 @@ pub async fn accept_loop(
             Ok(std_stream) => {
                 arb.spawn(async move {
                     match tokio::net::TcpStream::from_std(std_stream) {
-                        Ok(s) => {
-                            Connection::start_on(s, peer, broker, stats2);
-                        }
+                        Ok(s) => start_connection(s, peer, info, tls, broker, stats2).await,
                         Err(e) => {
                             stats2.close(peer.ip());
                             tracing::warn!("cannot adopt socket from {peer}: {e}")
@@ -125,5 +129,81 @@ pub async fn accept_loop(
             }
         }
     }
-    tracing::info!("kafka listener stopped accepting");
+    tracing::info!("{} listener stopped accepting", info.name());
+}
+
+/// Start a Connection actor on the current arbiter, after the TLS handshake on SSL listeners.
+/// A handshake that fails (a plaintext client, an untrusted or expired client certificate,
+/// garbage) or does not finish within `tls.handshake_timeout_ms` closes the socket; the
+/// accept loop never waits for it.
+async fn start_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    info: Arc<ListenerInfo>,
+    tls: Option<Arc<Tls>>,
+    broker: Arc<Broker>,
+    stats: Arc<ConnStats>,
+) {
+    let Some(tls) = tls else {
+        let (rd, wr) = stream.into_split();
+        let anonymous = Arc::from(crate::auth::acl::ANONYMOUS);
+        Connection::start_on(
+            Box::new(rd),
+            Box::new(wr),
+            peer,
+            info,
+            broker,
+            stats,
+            anonymous,
+        );
+        return;
+    };
+    let handshake = tokio::time::timeout(tls.handshake_timeout(), tls.acceptor().accept(stream));
+    let s = match handshake.await {
+        Ok(Ok(s)) => s,
+        failed => {
+            let (result, why) = match failed {
+                Ok(Err(e)) => ("failed", e.to_string()),
+                _ => (
+                    "timeout",
+                    "the handshake did not finish in time".to_string(),
+                ),
+            };
+            broker
+                .metrics
+                .tls_handshakes
+                .with_label_values(&[result])
+                .inc();
+            tracing::info!("TLS handshake with {peer} on {}: {why}", info.name());
+            stats.close(peer.ip());
+            return;
+        }
+    };
+    broker
+        .metrics
+        .tls_handshakes
+        .with_label_values(&["ok"])
+        .inc();
+    // Mutual TLS: the client certificate names the principal (SASL_SSL replaces it with the
+    // SASL user once authenticated, as Kafka does).
+    let rule = broker.settings.authorization.ssl_principal.as_str();
+    let principal: Arc<str> = s
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|cert| crate::auth::principal::from_certificate(cert, rule))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(crate::auth::acl::ANONYMOUS));
+    tracing::debug!("TLS client {peer} is {principal}");
+    let (rd, wr) = tokio::io::split(s);
+    Connection::start_on(
+        Box::new(rd),
+        Box::new(wr),
+        peer,
+        info,
+        broker,
+        stats,
+        principal,
+    );
 }

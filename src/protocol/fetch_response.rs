@@ -8,7 +8,8 @@
 //! writes the chunks with vectored writes, so payload bytes are never copied on the way out.
 //!
 //! The wire layout follows Kafka's `FetchResponse.json` for the versions the broker serves
-//! (4–16), including flexible versions (12+: compact arrays/strings/bytes and tagged fields).
+//! (4–18; 17 and 18 change only the request), including flexible versions (12+: compact
+//! arrays/strings/bytes and tagged fields).
 //! Tagged fields the broker never sets (diverging epoch, current leader, snapshot id, node
 //! endpoints, unknown tags) make [`encode`] fall back to `kafka-protocol`'s encoder, so the
 //! output is always a faithful response. Unit tests compare both encoders byte for byte.
@@ -30,7 +31,7 @@ pub fn encode(
     resp: &FetchResponse,
     records: &[Vec<Bytes>],
 ) -> anyhow::Result<Chunks> {
-    if !(4..=16).contains(&version) || needs_generic_encoder(resp) {
+    if !(4..=18).contains(&version) || needs_generic_encoder(resp) {
         return generic(version, correlation_id, resp, records);
     }
     let flexible = version >= 12;
@@ -319,7 +320,7 @@ mod tests {
 
     #[test]
     fn matches_kafka_protocol_for_every_served_version() {
-        for version in 4..=16 {
+        for version in 4..=18 {
             let (resp, chunks) = sample(version);
             let ours = encode(version, 42, &resp, &chunks).unwrap();
             assert!(ours.len() > 1, "v{version}: records should be spliced");
@@ -341,7 +342,7 @@ mod tests {
 
     #[test]
     fn null_and_missing_records_follow_the_partition_field() {
-        for version in [4, 11, 12, 16] {
+        for version in [4, 11, 12, 16, 18] {
             let (mut resp, _) = sample(version);
             resp.responses[0].partitions[0].records = None;
             resp.responses[0].partitions[1].records = Some(Bytes::from_static(b"xyz"));

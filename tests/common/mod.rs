@@ -177,6 +177,32 @@ impl Raw {
 }
 
 impl Raw {
+    /// A connection authenticated with SASL/PLAIN (SaslHandshake v1, SaslAuthenticate v2);
+    /// panics if authentication fails.
+    pub fn connect_plain(addr: SocketAddr, user: &str, password: &str) -> Raw {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let mut raw = Raw::connect(addr);
+        let mut hs = SaslHandshakeRequest::default();
+        hs.mechanism = StrBytes::from_static_str("PLAIN");
+        let ResponseKind::SaslHandshake(h) =
+            raw.request(ApiKey::SaslHandshake, 1, RequestKind::SaslHandshake(hs))
+        else {
+            panic!("SaslHandshake")
+        };
+        assert_eq!(h.error_code, 0, "PLAIN enabled");
+        let mut au = SaslAuthenticateRequest::default();
+        au.auth_bytes = Bytes::from(format!("\0{user}\0{password}").into_bytes());
+        let ResponseKind::SaslAuthenticate(a) = raw.request(
+            ApiKey::SaslAuthenticate,
+            2,
+            RequestKind::SaslAuthenticate(au),
+        ) else {
+            panic!("SaslAuthenticate")
+        };
+        assert_eq!(a.error_code, 0, "{user} authenticates");
+        raw
+    }
+
     /// CreateTopics v5 for one single-partition topic with configs; asserts success.
     pub fn create_topic(&mut self, topic: &str, configs: &[(&str, &str)]) {
         let (code, msg) = self.create_topic_with(topic, 1, configs);
@@ -266,11 +292,19 @@ pub fn encode_request(key: ApiKey, version: i16, correlation: i32, req: &Request
 
 /// GET an HTTP path on the broker's HTTP port; (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, None)
+}
+
+/// [`http_get`] with an `Authorization` header.
+pub fn http_get_with(addr: SocketAddr, path: &str, authorization: Option<&str>) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("http connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -393,6 +427,17 @@ impl BinaryBroker {
         http_port: u16,
         env: &[(&str, &str)],
     ) -> BinaryBroker {
+        Self::start_with_args(storage, kafka_port, http_port, env, &[])
+    }
+
+    /// [`BinaryBroker::start`] with more command-line arguments (e.g. `--config FILE`).
+    pub fn start_with_args(
+        storage: &str,
+        kafka_port: u16,
+        http_port: u16,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> BinaryBroker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -407,6 +452,7 @@ impl BinaryBroker {
             "--http-port",
             &http_port.to_string(),
         ])
+        .args(args)
         .env("HERACLITUS_BIND_HOST", "127.0.0.1")
         .stdout(log.try_clone().unwrap())
         .stderr(log);

@@ -322,6 +322,64 @@ def kafka_python_reads_a_compacted_topic_across_offset_gaps():
         assert time.time() < deadline, f"not compacted: {len(got)} records"
         time.sleep(2)
 
+@check
+def clients_see_a_kafka_4_broker():
+    # kafka-python infers the broker version from ApiVersions (ListOffsets v10 → 4.0,
+    # Produce v13 → 4.1); aiokafka asserts null error messages on CreateTopics success.
+    from kafka import KafkaAdminClient
+    from kafka import KafkaConsumer, KafkaProducer
+    a = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    version = a._client.check_version()
+    a.close()
+    assert version >= (4, 0), version
+    # kafka-python now speaks Produce v13 (topic ids) and Fetch v18: a round trip.
+    t = topic_name("kp4")
+    p = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    for i in range(5):
+        p.send(t, value=f"v{i}".encode(), partition=0).get(30)
+    p.close()
+    from kafka import TopicPartition as KTP
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                      consumer_timeout_ms=3000)
+    c.assign([KTP(t, 0)])
+    c.seek_to_beginning(KTP(t, 0))
+    got = [m.value for m in c]
+    c.close()
+    assert got == [f"v{i}".encode() for i in range(5)], got
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic as AioNewTopic
+
+    async def run():
+        adm = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        await adm.start()
+        try:
+            name = topic_name("aio-null")
+            r = await adm.create_topics([AioNewTopic(name, 1, 1)])
+            assert [tuple(e) for e in r.topic_errors] == [(name, 0, None)], r
+            r = await adm.delete_topics([name])
+            assert [tuple(e) for e in r.topic_error_codes] == [(name, 0)], r
+        finally:
+            await adm.close()
+    asyncio.run(run())
+
+
+@check
+def consumer_offsets_is_listed_as_internal():
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    d = a.describe_topics(TopicCollection(["__consumer_offsets"]))["__consumer_offsets"].result(15)
+    assert d.is_internal and len(d.partitions) >= 1, d
+    assert "__consumer_offsets" in a.list_topics(timeout=15).topics
+    # kafka-python's consumer hides internal topics from topics() (exclude_internal_topics).
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    try:
+        assert "__consumer_offsets" not in c.topics()
+    finally:
+        c.close()
+
+
 passed = sum(1 for _, e in results if e is None)
 
 

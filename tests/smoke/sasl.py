@@ -126,5 +126,42 @@ for mech, (user, pw) in USERS.items():
         kp_fails(mech, "nobody", "whatever")
     check(f"{mech}: wrong password and unknown user fail the same way", same_failure)
 
+def managed_scram_credentials():
+    # AlterUserScramCredentials through confluent-kafka's AdminClient (authenticated as the
+    # PLAIN user): a new SCRAM user works at once, is described, and is refused once deleted.
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP, "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": "PLAIN", "sasl.username": "alice",
+                         "sasl.password": "alice-pw"})
+    user = f"dan-{uuid.uuid4().hex[:6]}"
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    for f in admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(user, info, b"dan-pw")]).values():
+        f.result(15)
+    ck_roundtrip("SCRAM-SHA-512", user, "dan-pw")
+    desc = admin.describe_user_scram_credentials([user])[user].result(15)
+    got = [(i.mechanism, i.iterations) for i in desc.scram_credential_infos]
+    assert got == [(ScramMechanism.SCRAM_SHA_512, 8192)], got
+    for f in admin.alter_user_scram_credentials(
+            [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)]).values():
+        f.result(15)
+    ck_fails("SCRAM-SHA-512", user, "dan-pw")
+    # Deleting it again: RESOURCE_NOT_FOUND.
+    try:
+        for f in admin.alter_user_scram_credentials(
+                [UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)]).values():
+            f.result(15)
+        raise AssertionError("deleted a credential twice")
+    except AssertionError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        assert "RESOURCE_NOT_FOUND" in str(e) or "does not exist" in str(e), e
+
+
+check("AlterUserScramCredentials / DescribeUserScramCredentials (confluent-kafka)",
+      managed_scram_credentials)
+
 print(f"sasl smoke: {results.count(True)} passed, {results.count(False)} failed")
 sys.exit(0 if all(results) else 1)
