@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod server;
 pub mod status;
 pub mod storage;
+pub mod txn;
 
 /// Every binary linking the library (the broker, tests, benchmarks, fuzzers) gets the
 /// allocator that makes hostile array counts harmless (see [`alloc`]).

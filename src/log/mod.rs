@@ -4,6 +4,7 @@
 pub mod leader;
 pub mod partition;
 pub mod producers;
+pub mod transactions;
 
 use std::sync::Arc;
 
