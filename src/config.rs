@@ -233,6 +233,14 @@ pub struct GroupSettings {
     pub consumer_session_timeout_ms: u64,
     /// How often consumer-protocol members heartbeat (group.consumer.heartbeat.interval.ms).
     pub consumer_heartbeat_interval_ms: u64,
+    /// Bounds of a group's `consumer.session.timeout.ms` config
+    /// (group.consumer.min/max.session.timeout.ms); widened to include the broker default.
+    pub consumer_min_session_timeout_ms: u64,
+    pub consumer_max_session_timeout_ms: u64,
+    /// Bounds of a group's `consumer.heartbeat.interval.ms` config
+    /// (group.consumer.min/max.heartbeat.interval.ms); widened to include the broker default.
+    pub consumer_min_heartbeat_interval_ms: u64,
+    pub consumer_max_heartbeat_interval_ms: u64,
 }
 
 impl Default for GroupSettings {
@@ -244,6 +252,10 @@ impl Default for GroupSettings {
             initial_rebalance_delay_ms: 3_000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            consumer_min_session_timeout_ms: 45_000,
+            consumer_max_session_timeout_ms: 60_000,
+            consumer_min_heartbeat_interval_ms: 5_000,
+            consumer_max_heartbeat_interval_ms: 15_000,
         }
     }
 }
@@ -677,6 +689,15 @@ impl Settings {
             return bad(
                 "groups.min_session_timeout_ms",
                 "must not exceed groups.max_session_timeout_ms",
+            );
+        }
+        if self.groups.consumer_min_session_timeout_ms > self.groups.consumer_max_session_timeout_ms
+            || self.groups.consumer_min_heartbeat_interval_ms
+                > self.groups.consumer_max_heartbeat_interval_ms
+        {
+            return bad(
+                "groups.consumer_min_session_timeout_ms",
+                "each groups.consumer_min_* must not exceed its groups.consumer_max_*",
             );
         }
         if self.groups.consumer_heartbeat_interval_ms == 0

@@ -404,3 +404,257 @@ fn heartbeat_errors_and_cross_protocol_answers() {
     assert_eq!(g.error_code, 69, "GROUP_ID_NOT_FOUND");
     b.stop();
 }
+
+fn describe_group_configs(raw: &mut Raw, group: &str) -> (i16, BTreeMap<String, (String, i8)>) {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let mut dc = DescribeConfigsRequest::default();
+    dc.resources = vec![DescribeConfigsResource::default()
+        .with_resource_type(32)
+        .with_resource_name(StrBytes::from_string(group.to_string()))
+        .with_configuration_keys(None)];
+    let ResponseKind::DescribeConfigs(r) =
+        raw.request(ApiKey::DescribeConfigs, 4, RequestKind::DescribeConfigs(dc))
+    else {
+        panic!()
+    };
+    let res = &r.results[0];
+    let configs = res
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                (
+                    c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    c.config_source,
+                ),
+            )
+        })
+        .collect();
+    (res.error_code, configs)
+}
+
+/// (operation, name, value) changes to one group's configs: (error code, message).
+fn alter_group_configs(
+    raw: &mut Raw,
+    group: &str,
+    changes: &[(i8, &str, Option<&str>)],
+    validate_only: bool,
+) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.validate_only = validate_only;
+    req.resources = vec![AlterConfigsResource::default()
+        .with_resource_type(32)
+        .with_resource_name(StrBytes::from_string(group.to_string()))
+        .with_configs(
+            changes
+                .iter()
+                .map(|(op, name, value)| {
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(name.to_string()))
+                        .with_config_operation(*op)
+                        .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        )];
+    let ResponseKind::IncrementalAlterConfigs(r) = raw.request(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        RequestKind::IncrementalAlterConfigs(req),
+    ) else {
+        panic!()
+    };
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// Group configs (Kafka 4's GROUP config resource): described with defaults for any group,
+/// overridden and validated as Kafka validates them, persisted across a restart, listed by
+/// ListConfigResources, replaced whole by the legacy AlterConfigs, and applied to a consumer
+/// group's heartbeat interval on the member's next heartbeat.
+#[test]
+fn group_configs_are_validated_persisted_and_applied() {
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const APPEND: i8 = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let b = TestBroker::start(protocol_settings(&path));
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("gcfg", &[]);
+
+    // Any group name has the defaults (the broker's settings here).
+    let (code, all) = describe_group_configs(&mut raw, "cfg-group");
+    assert_eq!(code, 0);
+    assert_eq!(all.len(), 11, "{all:?}");
+    assert_eq!(all["consumer.heartbeat.interval.ms"], ("300".into(), 5));
+    assert_eq!(all["share.auto.offset.reset"], ("latest".into(), 5));
+    assert_eq!(describe_group_configs(&mut raw, "").0, 42);
+
+    // Kafka's validation.
+    let bad = |raw: &mut Raw, changes: &[(i8, &str, Option<&str>)]| {
+        alter_group_configs(raw, "cfg-group", changes, false)
+    };
+    let (code, msg) = bad(
+        &mut raw,
+        &[(SET, "consumer.session.timeout.ms", Some("1000"))],
+    );
+    assert_eq!(code, 40);
+    assert!(
+        msg.ends_with("consumer.session.timeout.ms must be in the range 10000 to 60000 inclusive."),
+        "{msg}"
+    );
+    let (code, msg) = bad(&mut raw, &[(SET, "no.such.config", Some("1"))]);
+    assert_eq!(code, 40);
+    assert!(
+        msg.ends_with("Unknown group config name: no.such.config"),
+        "{msg}"
+    );
+    assert_eq!(
+        bad(
+            &mut raw,
+            &[(SET, "consumer.heartbeat.interval.ms", Some("x"))]
+        )
+        .0,
+        40
+    );
+    assert_eq!(
+        bad(
+            &mut raw,
+            &[(APPEND, "share.auto.offset.reset", Some("latest"))]
+        )
+        .0,
+        40
+    );
+    assert_eq!(
+        bad(&mut raw, &[(SET, "share.auto.offset.reset", None)]).0,
+        42
+    );
+    assert_eq!(alter_group_configs(&mut raw, "", &[], false).0, 42);
+    // validate_only checks without storing.
+    assert_eq!(
+        alter_group_configs(
+            &mut raw,
+            "cfg-group",
+            &[(SET, "share.auto.offset.reset", Some("earliest"))],
+            true
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        describe_group_configs(&mut raw, "cfg-group").1["share.auto.offset.reset"].0,
+        "latest"
+    );
+    // Nothing above was stored: no group has configs yet.
+    let list_groups_with_configs = |raw: &mut Raw| {
+        let ResponseKind::ListConfigResources(r) = raw.request(
+            ApiKey::ListConfigResources,
+            1,
+            RequestKind::ListConfigResources(
+                ListConfigResourcesRequest::default().with_resource_types(vec![32]),
+            ),
+        ) else {
+            panic!()
+        };
+        r.config_resources
+            .iter()
+            .map(|c| c.resource_name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(list_groups_with_configs(&mut raw).is_empty());
+
+    // A consumer-protocol member gets the broker's interval, then the group's own.
+    let mut member = join_request("cfg-group", "", "gcfg");
+    member.member_id = StrBytes::from_static_str("cfg-member-1");
+    let r = heartbeat(&mut raw, member.clone());
+    assert_eq!((r.error_code, r.heartbeat_interval_ms), (0, 300));
+    assert_eq!(
+        alter_group_configs(
+            &mut raw,
+            "cfg-group",
+            &[
+                (SET, "consumer.heartbeat.interval.ms", Some("7000")),
+                (SET, "share.auto.offset.reset", Some("by_duration:PT1H")),
+            ],
+            false
+        ),
+        (0, String::new())
+    );
+    let (_, all) = describe_group_configs(&mut raw, "cfg-group");
+    assert_eq!(all["consumer.heartbeat.interval.ms"], ("7000".into(), 8));
+    let mut next = member.clone();
+    next.member_epoch = r.member_epoch;
+    next.subscribed_topic_names = None;
+    next.topic_partitions = None;
+    let r2 = heartbeat(&mut raw, next);
+    assert_eq!((r2.error_code, r2.heartbeat_interval_ms), (0, 7000));
+    assert_eq!(
+        list_groups_with_configs(&mut raw),
+        vec!["cfg-group".to_string()]
+    );
+
+    // Persisted: a restarted broker describes the same overrides.
+    drop(raw);
+    b.stop();
+    let b = TestBroker::start(protocol_settings(&path));
+    let mut raw = Raw::connect(b.kafka);
+    let (_, all) = describe_group_configs(&mut raw, "cfg-group");
+    assert_eq!(all["consumer.heartbeat.interval.ms"], ("7000".into(), 8));
+    assert_eq!(
+        all["share.auto.offset.reset"],
+        ("by_duration:PT1H".into(), 8)
+    );
+
+    // DELETE returns a config to its default; the legacy AlterConfigs replaces the whole set.
+    assert_eq!(
+        alter_group_configs(
+            &mut raw,
+            "cfg-group",
+            &[(DELETE, "consumer.heartbeat.interval.ms", None)],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        describe_group_configs(&mut raw, "cfg-group").1["consumer.heartbeat.interval.ms"],
+        ("300".into(), 5)
+    );
+    {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let mut req = AlterConfigsRequest::default();
+        req.resources = vec![AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(StrBytes::from_static_str("cfg-group"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("consumer.session.timeout.ms"))
+                .with_value(Some(StrBytes::from_static_str("50000")))])];
+        let ResponseKind::AlterConfigs(r) =
+            raw.request(ApiKey::AlterConfigs, 2, RequestKind::AlterConfigs(req))
+        else {
+            panic!()
+        };
+        assert_eq!(r.responses[0].error_code, 0);
+    }
+    let (_, all) = describe_group_configs(&mut raw, "cfg-group");
+    assert_eq!(all["consumer.session.timeout.ms"], ("50000".into(), 8));
+    assert_eq!(
+        all["share.auto.offset.reset"],
+        ("latest".into(), 5),
+        "replaced"
+    );
+    drop(raw);
+    b.stop();
+}

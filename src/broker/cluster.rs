@@ -166,16 +166,19 @@ impl Broker {
         }
         let version = c.store.version().await?;
         if version != c.auth_version.load(Ordering::SeqCst) {
-            // SCRAM credentials and ACLs may have changed through another broker. The version
+            // SCRAM credentials, ACLs and group configs may have changed through another broker. The version
             // is read before they are: a change committed meanwhile is loaded next tick; a
             // failed load is retried.
             let loaded = self
                 .load_scram_credentials()
                 .await
-                .and(self.load_acls().await);
+                .and(self.load_acls().await)
+                .and(self.load_group_configs().await);
             match loaded {
                 Ok(()) => c.auth_version.store(version, Ordering::SeqCst),
-                Err(e) => tracing::warn!("SCRAM credentials / ACLs not reloaded: {e}"),
+                Err(e) => {
+                    tracing::warn!("SCRAM credentials / ACLs / group configs not reloaded: {e}")
+                }
             }
         }
         if force || version != c.version() || self.has_stopped_leader() || self.missing_leader(&c) {

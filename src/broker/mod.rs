@@ -44,6 +44,11 @@ pub const ACLS_PATH: &str = "meta/acls.json";
 /// The ACLs' document in the cluster metadata store.
 const ACLS_DOCUMENT: &str = "acls";
 
+/// Where a standalone broker keeps the group configs (cluster mode: the metadata store).
+pub const GROUP_CONFIGS_PATH: &str = "meta/group_configs.json";
+/// The group configs' document in the cluster metadata store.
+const GROUP_CONFIGS_DOCUMENT: &str = "group_configs";
+
 /// One partition of a live topic.
 #[derive(Clone)]
 pub struct Partition {
@@ -154,6 +159,8 @@ pub struct Broker {
     pub users: Arc<crate::auth::Users>,
     /// ACL authorization (a no-op unless `authorization.enabled`).
     pub authorizer: crate::auth::acl::Authorizer,
+    /// Per-group config overrides (ConfigResource GROUP).
+    pub group_configs: crate::group::configs::GroupConfigStore,
     producer_ids: tokio::sync::Mutex<producer_ids::ProducerIds>,
     /// Decompressed bytes produce validation may hold at once (`max_decompressed_bytes_in_flight`).
     pub decode_budget: crate::protocol::records::DecodeBudget,
@@ -288,6 +295,7 @@ impl Broker {
             groups,
             users,
             authorizer,
+            group_configs: Default::default(),
             producer_ids: tokio::sync::Mutex::new(pids),
             decode_budget,
             fetch_sessions: Mutex::new(sessions),
@@ -296,6 +304,7 @@ impl Broker {
         });
         broker.load_scram_credentials().await?;
         broker.load_acls().await?;
+        broker.load_group_configs().await?;
         if broker.cluster.is_some() {
             broker.start_cluster().await?;
             broker.ready.store(true, Ordering::SeqCst);
@@ -363,6 +372,105 @@ impl Broker {
             self.authorizer.set(acls);
         }
         Ok(())
+    }
+
+    /// Load the group configs (start-up; cluster mode: whenever the store's version moved).
+    pub async fn load_group_configs(&self) -> Result<()> {
+        let doc = match &self.cluster {
+            Some(c) => c
+                .store
+                .document(GROUP_CONFIGS_DOCUMENT)
+                .await?
+                .map(String::into_bytes),
+            None => self
+                .storage
+                .get_opt(GROUP_CONFIGS_PATH)
+                .await?
+                .map(|b| b.to_vec()),
+        };
+        if let Some(doc) = doc {
+            let c = crate::group::configs::from_json(&doc).map_err(Error::Internal)?;
+            self.group_configs.set(c);
+        }
+        Ok(())
+    }
+
+    /// Change the group configs: `f` maps the current overrides to the next ones (or an
+    /// error, which changes nothing). Persisted like the ACLs (see [`Self::alter_acls`])
+    /// before they are used or answered; `validate_only` checks without storing.
+    pub async fn alter_group_configs(
+        &self,
+        validate_only: bool,
+        f: impl FnOnce(
+                &crate::group::configs::GroupConfigs,
+            ) -> Result<crate::group::configs::GroupConfigs>
+            + Send,
+    ) -> Result<()> {
+        use crate::group::configs::{check_size, from_json, to_json};
+        let f = |current: &crate::group::configs::GroupConfigs| -> Result<crate::group::configs::GroupConfigs> {
+            let next = f(current)?;
+            check_size(&next)?;
+            Ok(next)
+        };
+        if validate_only {
+            f(&self.group_configs.get())?;
+            return Ok(());
+        }
+        if let Some(c) = &self.cluster {
+            let next = c
+                .store
+                .alter_document(GROUP_CONFIGS_DOCUMENT, |current| {
+                    let current = match current {
+                        Some(d) => from_json(d.as_bytes()).map_err(Error::Internal)?,
+                        None => Default::default(),
+                    };
+                    let next = f(&current)?;
+                    Ok((to_json(&next), next))
+                })
+                .await?;
+            self.group_configs.set(next);
+            return Ok(());
+        }
+        let _g = self.admin.lock().await;
+        let current = self.group_configs.get();
+        let next = f(&current)?;
+        if next != *current {
+            self.storage
+                .put_overwrite(GROUP_CONFIGS_PATH, Bytes::from(to_json(&next)))
+                .await?;
+            self.group_configs.set(next);
+        }
+        Ok(())
+    }
+
+    /// The group configs as DescribeConfigs and ListConfigResources answer them: in cluster
+    /// mode read from the metadata store (a change made through another broker is described
+    /// at once; the local copy if the store cannot be reached), standalone the local copy.
+    pub async fn group_configs_for_describe(
+        &self,
+    ) -> std::sync::Arc<crate::group::configs::GroupConfigs> {
+        if let Some(c) = &self.cluster {
+            match c.store.document(GROUP_CONFIGS_DOCUMENT).await {
+                Ok(Some(doc)) => match crate::group::configs::from_json(doc.as_bytes()) {
+                    Ok(all) => return std::sync::Arc::new(all),
+                    Err(e) => tracing::warn!("stored group configs unreadable: {e}"),
+                },
+                Ok(None) => return Default::default(),
+                Err(e) => tracing::warn!(
+                    "metadata store unreachable, describing local group configs: {e}"
+                ),
+            }
+        }
+        self.group_configs.get()
+    }
+
+    /// The session timeout and heartbeat interval of consumer-protocol group `group`.
+    pub fn consumer_group_timeouts(
+        &self,
+        group: &str,
+    ) -> (std::time::Duration, std::time::Duration) {
+        let all = self.group_configs.get();
+        crate::group::configs::consumer_timeouts(&self.settings.groups, all.get(group))
     }
 
     /// The ACLs as DescribeAcls answers them: in cluster mode read from the metadata store, so

@@ -307,6 +307,13 @@ impl ConsumerGroup {
         self.members.is_empty()
     }
 
+    /// Use this session timeout and heartbeat interval from now on (the group's configs may
+    /// have changed): a member's session is re-armed with it on its next heartbeat.
+    pub fn set_timeouts(&mut self, session_timeout: Duration, heartbeat_interval: Duration) {
+        self.limits.session_timeout = session_timeout;
+        self.limits.heartbeat_interval = heartbeat_interval;
+    }
+
     pub fn limits(&self) -> ConsumerLimits {
         self.limits
     }

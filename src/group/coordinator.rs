@@ -719,12 +719,14 @@ impl Handler<Retire> for GroupCoordinator {
     }
 }
 
-/// ConsumerGroupHeartbeat (KIP-848), with the broker's topics as they are now.
+/// ConsumerGroupHeartbeat (KIP-848), with the broker's topics as they are now and the group's
+/// session timeout and heartbeat interval (its configs, else the broker's settings).
 #[derive(Message)]
 #[rtype(result = "consumer::HeartbeatResponse")]
 pub struct ConsumerHeartbeat {
     pub request: consumer::HeartbeatRequest,
     pub topics: std::sync::Arc<consumer::Topics>,
+    pub timeouts: (std::time::Duration, std::time::Duration),
 }
 
 impl Handler<ConsumerHeartbeat> for GroupCoordinator {
@@ -759,6 +761,7 @@ impl Handler<ConsumerHeartbeat> for GroupCoordinator {
                 });
             }
         }
+        self.consumer.set_timeouts(m.timeouts.0, m.timeouts.1);
         let r = self.consumer.heartbeat(m.request, m.topics, Instant::now());
         self.maybe_downgrade();
         self.publish();

@@ -5,6 +5,7 @@
 //! [`GroupManager`] registry.
 
 pub mod assignor;
+pub mod configs;
 pub mod consumer;
 pub mod coordinator;
 pub mod embedded;

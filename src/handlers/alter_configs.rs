@@ -1,7 +1,8 @@
-//! AlterConfigs (v0–2): replaces a topic's whole set of dynamic configs. Broker configs are
-//! read-only here (they come from heraclitus.yaml, env and flags).
+//! AlterConfigs (v0–2): replaces a topic's (or a group's, Kafka 4's GROUP resource) whole set
+//! of dynamic configs. Broker configs are read-only here (they come from heraclitus.yaml, env
+//! and flags).
 
-use super::describe_configs::{BROKER, TOPIC};
+use super::describe_configs::{BROKER, GROUP, TOPIC};
 use super::{err_msg, RequestCtx};
 use crate::error::Error;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -22,8 +23,12 @@ pub async fn handle(ctx: &RequestCtx, req: AlterConfigsRequest) -> AlterConfigsR
         let res = match r.resource_type {
             _ if denied.is_some() => Err(match r.resource_type {
                 TOPIC => Error::TopicAuthorization,
+                GROUP => Error::GroupAuthorization,
                 _ => Error::ClusterAuthorization,
             }),
+            GROUP => {
+                replace_group(ctx, r.resource_name.as_str(), &r.configs, req.validate_only).await
+            }
             TOPIC => {
                 let configs: BTreeMap<String, String> = r
                     .configs
@@ -52,4 +57,50 @@ pub async fn handle(ctx: &RequestCtx, req: AlterConfigsRequest) -> AlterConfigsR
         resp.responses.push(out);
     }
     resp
+}
+
+/// Replace one group's config overrides with the request's (names left out are deleted).
+async fn replace_group(
+    ctx: &RequestCtx,
+    group: &str,
+    configs: &[kafka_protocol::messages::alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> crate::error::Result<()> {
+    if group.is_empty() {
+        return Err(Error::InvalidRequest(
+            "Default group resources are not allowed.".into(),
+        ));
+    }
+    let nulls: Vec<String> = configs
+        .iter()
+        .filter(|c| c.value.is_none())
+        .map(|c| c.name.to_string())
+        .collect();
+    if !nulls.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "Null value not supported for group configs: {}",
+            nulls.join(",")
+        )));
+    }
+    let own: BTreeMap<String, String> = configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    crate::group::configs::validate(&ctx.broker.settings.groups, &own)?;
+    ctx.broker
+        .alter_group_configs(validate_only, move |all| {
+            let mut next = all.clone();
+            if own.is_empty() {
+                next.remove(group);
+            } else {
+                next.insert(group.to_string(), own);
+            }
+            Ok(next)
+        })
+        .await
 }

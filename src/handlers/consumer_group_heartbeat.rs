@@ -87,7 +87,15 @@ pub async fn handle(
         return error(code::NOT_COORDINATOR, None);
     };
     let topics = topics_view(ctx);
-    let Ok(r) = coord.send(ConsumerHeartbeat { request, topics }).await else {
+    let timeouts = ctx.broker.consumer_group_timeouts(&group);
+    let Ok(r) = coord
+        .send(ConsumerHeartbeat {
+            request,
+            topics,
+            timeouts,
+        })
+        .await
+    else {
         return error(COORDINATOR_NOT_AVAILABLE, None);
     };
     let mut resp = ConsumerGroupHeartbeatResponse::default();

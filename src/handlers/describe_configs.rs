@@ -1,5 +1,6 @@
 //! DescribeConfigs (v1–4): topic configs (own values or broker defaults, with sources and
-//! synonyms) and the broker's read-only configs, with documentation from v3.
+//! synonyms), the broker's read-only configs, and group configs (Kafka 4's GROUP resource:
+//! overrides or defaults, for any group name), with documentation from v3.
 
 use super::RequestCtx;
 use crate::broker::topic::{describe_broker, describe_topic, ConfigEntry};
@@ -13,8 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
 pub const BROKER_LOGGER: i8 = 8;
+pub const GROUP: i8 = 32;
 
-pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub async fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let b = &ctx.broker;
     let mut resp = DescribeConfigsResponse::default();
     for r in req.resources {
@@ -49,6 +51,17 @@ pub fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsR
                 } else {
                     Err((code::INVALID_REQUEST, format!("unknown broker {name}")))
                 }
+            }
+            GROUP if r.resource_name.is_empty() => Err((
+                code::INVALID_REQUEST,
+                "Group name must not be empty".to_string(),
+            )),
+            GROUP => {
+                let all = b.group_configs_for_describe().await;
+                Ok(crate::group::configs::describe(
+                    &b.settings.groups,
+                    all.get(r.resource_name.as_str()),
+                ))
             }
             t => Err((
                 code::INVALID_REQUEST,

@@ -1,7 +1,9 @@
 //! IncrementalAlterConfigs (v0–1): SET / DELETE topic configs one by one (APPEND / SUBTRACT for
-//! the list-valued `cleanup.policy`), validated as a whole, then persisted and applied.
+//! the list-valued `cleanup.policy`), validated as a whole, then persisted and applied. Group
+//! configs (GROUP resource) take SET and DELETE (as in Kafka, APPEND / SUBTRACT are refused), for
+//! any group name; see `group::configs`.
 
-use super::describe_configs::{BROKER, TOPIC};
+use super::describe_configs::{BROKER, GROUP, TOPIC};
 use super::{err_msg, RequestCtx};
 use crate::error::{Error, Result};
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -30,11 +32,27 @@ pub async fn handle(
             if denied.is_some() {
                 return Err(match r.resource_type {
                     TOPIC => Error::TopicAuthorization,
+                    GROUP => Error::GroupAuthorization,
                     _ => Error::ClusterAuthorization,
                 });
             }
             match r.resource_type {
                 TOPIC => {}
+                GROUP => {
+                    let changes: Vec<(String, i8, Option<String>)> = r
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.to_string()),
+                            )
+                        })
+                        .collect();
+                    return alter_group(ctx, r.resource_name.as_str(), changes, req.validate_only)
+                        .await;
+                }
                 BROKER => {
                     return Err(Error::InvalidConfig(
                         "broker configs are read-only (set them in heraclitus.yaml)".into(),
@@ -111,4 +129,69 @@ pub async fn handle(
         resp.responses.push(out);
     }
     resp
+}
+
+/// Apply SET / DELETE changes to one group's config overrides, validate the result as a
+/// whole (`group::configs::validate`) and persist it.
+async fn alter_group(
+    ctx: &RequestCtx,
+    group: &str,
+    changes: Vec<(String, i8, Option<String>)>,
+    validate_only: bool,
+) -> Result<()> {
+    if group.is_empty() {
+        return Err(Error::InvalidRequest(
+            "Default group resources are not allowed.".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !changes.iter().all(|(name, ..)| seen.insert(name.as_str())) {
+        return Err(Error::InvalidRequest(
+            "Error due to duplicate config keys".into(),
+        ));
+    }
+    let nulls: Vec<&str> = changes
+        .iter()
+        .filter(|(_, op, v)| *op != DELETE && v.is_none())
+        .map(|(name, ..)| name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return Err(Error::InvalidRequest(format!(
+            "Null value not supported for : {}",
+            nulls.join(", ")
+        )));
+    }
+    let settings = ctx.broker.settings.groups.clone();
+    ctx.broker
+        .alter_group_configs(validate_only, move |all| {
+            let mut next = all.clone();
+            let own = next.entry(group.to_string()).or_default();
+            for (name, op, value) in changes {
+                match op {
+                    SET => {
+                        own.insert(name, value.unwrap_or_default());
+                    }
+                    DELETE => {
+                        own.remove(&name);
+                    }
+                    APPEND | SUBTRACT => {
+                        let verb = if op == APPEND { "APPEND" } else { "SUBTRACT" };
+                        return Err(Error::InvalidConfig(format!(
+                            "Can't {verb} to key {name} because its type is not LIST."
+                        )));
+                    }
+                    op => {
+                        return Err(Error::InvalidRequest(format!(
+                            "unknown config operation {op}"
+                        )))
+                    }
+                }
+            }
+            crate::group::configs::validate(&settings, own)?;
+            if own.is_empty() {
+                next.remove(group);
+            }
+            Ok(next)
+        })
+        .await
 }

@@ -2,8 +2,9 @@
 //! altered. v0 asks for client-metrics subscriptions only (we keep none: no client telemetry);
 //! v1 filters by resource type, an empty filter meaning every type: TOPIC (every topic but the
 //! internal `__consumer_offsets`, which has no configs here) and BROKER (every live broker's
-//! id). GROUP, BROKER_LOGGER and CLIENT_METRICS resources are not served, so none are listed;
-//! an unknown type is INVALID_REQUEST.
+//! id) and GROUP (every group with config overrides, existing or not). BROKER_LOGGER and
+//! CLIENT_METRICS resources are not served, so none are listed; an unknown type is
+//! INVALID_REQUEST.
 
 use super::RequestCtx;
 use crate::error::code;
@@ -17,7 +18,10 @@ pub const BROKER_LOGGER: i8 = 8;
 pub const CLIENT_METRICS: i8 = 16;
 pub const GROUP: i8 = 32;
 
-pub fn handle(ctx: &RequestCtx, req: ListConfigResourcesRequest) -> ListConfigResourcesResponse {
+pub async fn handle(
+    ctx: &RequestCtx,
+    req: ListConfigResourcesRequest,
+) -> ListConfigResourcesResponse {
     let mut resp = ListConfigResourcesResponse::default();
     let types: Vec<i8> = if ctx.version == 0 {
         vec![CLIENT_METRICS]
@@ -38,6 +42,11 @@ pub fn handle(ctx: &RequestCtx, req: ListConfigResourcesRequest) -> ListConfigRe
         resp.error_code = code::CLUSTER_AUTHORIZATION_FAILED;
         return resp;
     }
+    let groups = if types.contains(&GROUP) {
+        Some(ctx.broker.group_configs_for_describe().await)
+    } else {
+        None
+    };
     let mut push = |name: String, ty: i8| {
         let mut r = ConfigResource::default();
         r.resource_name = StrBytes::from_string(name);
@@ -48,6 +57,9 @@ pub fn handle(ctx: &RequestCtx, req: ListConfigResourcesRequest) -> ListConfigRe
         for t in ctx.broker.topics() {
             push(t.name.clone(), TOPIC);
         }
+    }
+    for g in groups.iter().flat_map(|all| all.keys()) {
+        push(g.clone(), GROUP);
     }
     if types.contains(&BROKER) {
         for b in ctx.broker.live_brokers() {

@@ -277,6 +277,10 @@ impl RequestCtx {
                 code::TOPIC_AUTHORIZATION_FAILED,
                 "Topic authorization failed.",
             )),
+            describe_configs::GROUP if !self.allowed(operation, resource::GROUP, name) => Some((
+                code::GROUP_AUTHORIZATION_FAILED,
+                "Group authorization failed.",
+            )),
             // ConfigResource BROKER and BROKER_LOGGER are cluster resources.
             describe_configs::BROKER | describe_configs::BROKER_LOGGER
                 if !self.allowed_on_cluster(operation) =>
@@ -484,7 +488,7 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         // Connection actor answers them itself while one is).
         RequestKind::SaslHandshake(_) => R::SaslHandshake(sasl_handshake::not_expected()),
         RequestKind::SaslAuthenticate(_) => R::SaslAuthenticate(sasl_authenticate::not_expected()),
-        RequestKind::DescribeConfigs(r) => R::DescribeConfigs(describe_configs::handle(ctx, r)),
+        RequestKind::DescribeConfigs(r) => R::DescribeConfigs(describe_configs::handle(ctx, r).await),
         RequestKind::AlterConfigs(r) => R::AlterConfigs(alter_configs::handle(ctx, r).await),
         RequestKind::IncrementalAlterConfigs(r) => R::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r).await),
         RequestKind::DeleteRecords(r) => R::DeleteRecords(delete_records::handle(ctx, r).await),
@@ -492,7 +496,7 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         RequestKind::OffsetForLeaderEpoch(r) => R::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
         RequestKind::DescribeLogDirs(r) => R::DescribeLogDirs(describe_log_dirs::handle(ctx, r)),
         RequestKind::DescribeTopicPartitions(r) => R::DescribeTopicPartitions(describe_topic_partitions::handle(ctx, r)),
-        RequestKind::ListConfigResources(r) => R::ListConfigResources(list_config_resources::handle(ctx, r)),
+        RequestKind::ListConfigResources(r) => R::ListConfigResources(list_config_resources::handle(ctx, r).await),
         RequestKind::CreateAcls(r) => R::CreateAcls(create_acls::handle(ctx, r).await),
         RequestKind::DescribeAcls(r) => R::DescribeAcls(describe_acls::handle(ctx, r).await),
         RequestKind::DeleteAcls(r) => R::DeleteAcls(delete_acls::handle(ctx, r).await),

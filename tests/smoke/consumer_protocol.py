@@ -1,7 +1,8 @@
 """The KIP-848 consumer group protocol with confluent-kafka (group.protocol=consumer).
 
 Usage: python consumer_protocol.py BOOTSTRAP   (standalone broker or a cluster's bootstrap list)
-Prints PASS/FAIL per check; the last line is 'smoke: N passed, N failed' (exit 1 on failure).
+Also group configs (GROUP config resource) through the AdminClient. Prints PASS/FAIL per
+check; the last line is 'smoke: N passed, N failed' (exit 1 on failure).
 """
 import sys
 import time
@@ -10,7 +11,8 @@ import uuid
 
 from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaError,
                              KafkaException, Producer)
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                  ConfigSource, NewTopic, ResourceType)
 
 BOOTSTRAP = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:9092"
 results = []
@@ -256,6 +258,38 @@ def mixed_group_turns_classic_when_its_last_consumer_member_leaves():
     assert listed[group].type == ConsumerGroupType.CLASSIC, listed[group].type
     for c in classic:
         c.close()
+
+
+@check
+def group_configs_are_set_described_and_validated():
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    group = name("g-cfg")
+
+    def alter(key, value):
+        entry = ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[entry])
+        for f in admin.incremental_alter_configs([res]).values():
+            f.result(timeout=10)
+
+    def described():
+        fs = admin.describe_configs([ConfigResource(ResourceType.GROUP, group)])
+        return list(fs.values())[0].result(timeout=10)
+
+    def source(entry):
+        return getattr(entry.source, "value", entry.source)
+
+    before = described()["consumer.heartbeat.interval.ms"]
+    assert source(before) == ConfigSource.DEFAULT_CONFIG.value, before
+    alter("consumer.heartbeat.interval.ms", "6000")
+    after = described()["consumer.heartbeat.interval.ms"]
+    assert (after.value, source(after)) == ("6000", ConfigSource.GROUP_CONFIG.value), after
+    try:
+        alter("consumer.session.timeout.ms", "1000")
+        raise AssertionError("an out-of-range session timeout was accepted")
+    except KafkaException as e:
+        err = e.args[0]
+        assert err.code() == KafkaError.INVALID_CONFIG, err
+        assert "must be in the range" in err.str(), err
 
 
 failed = [n for n, e in results if e is not None]
