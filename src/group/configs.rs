@@ -455,8 +455,10 @@ mod tests {
 
     #[test]
     fn a_session_timeout_must_exceed_the_heartbeat_interval() {
-        let mut s = GroupSettings::default();
-        s.consumer_max_heartbeat_interval_ms = 60_000;
+        let s = GroupSettings {
+            consumer_max_heartbeat_interval_ms: 60_000,
+            ..Default::default()
+        };
         assert!(validate(&s, &map(&[("consumer.heartbeat.interval.ms", "45000")])).is_err());
         assert!(validate(&s, &map(&[("consumer.heartbeat.interval.ms", "44999")])).is_ok());
     }
