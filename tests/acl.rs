@@ -606,3 +606,79 @@ fn cluster_acls_apply_on_every_broker() {
     );
     drop((late, brokers));
 }
+
+/// Group configs need DESCRIBE_CONFIGS / ALTER_CONFIGS on the group (Kafka's GROUP resource):
+/// GROUP_AUTHORIZATION_FAILED otherwise.
+#[test]
+fn group_configs_need_rights_on_the_group() {
+    const DESCRIBE_CONFIGS: i8 = 10;
+    const ALTER_CONFIGS: i8 = 11;
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestBroker::start(acl_settings(dir.path().to_str().unwrap()));
+    let mut admin = login(&b, "admin");
+    let mut alice = login(&b, "alice");
+    let describe = |raw: &mut Raw| {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        let mut dc = DescribeConfigsRequest::default();
+        dc.resources = vec![DescribeConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(StrBytes::from_static_str("cfg-g"))
+            .with_configuration_keys(None)];
+        let ResponseKind::DescribeConfigs(r) =
+            raw.request(ApiKey::DescribeConfigs, 4, RequestKind::DescribeConfigs(dc))
+        else {
+            panic!()
+        };
+        (r.results[0].error_code, r.results[0].configs.len())
+    };
+    let alter = |raw: &mut Raw| {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let mut req = IncrementalAlterConfigsRequest::default();
+        req.resources = vec![AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(StrBytes::from_static_str("cfg-g"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("consumer.heartbeat.interval.ms"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("6000")))])];
+        let ResponseKind::IncrementalAlterConfigs(r) = raw.request(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            RequestKind::IncrementalAlterConfigs(req),
+        ) else {
+            panic!()
+        };
+        r.responses[0].error_code
+    };
+    assert_eq!(describe(&mut alice), (GROUP_AUTHORIZATION_FAILED, 0));
+    assert_eq!(alter(&mut alice), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            &[(
+                GROUP,
+                "cfg-",
+                PREFIXED,
+                "User:alice",
+                DESCRIBE_CONFIGS,
+                ALLOW
+            )]
+        ),
+        vec![0]
+    );
+    assert_eq!(describe(&mut alice).0, 0);
+    assert_eq!(alter(&mut alice), GROUP_AUTHORIZATION_FAILED);
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            &[(GROUP, "cfg-g", LITERAL, "User:alice", ALTER_CONFIGS, ALLOW)]
+        ),
+        vec![0]
+    );
+    assert_eq!(alter(&mut alice), 0);
+    assert_eq!(alter(&mut admin), 0, "super user");
+    drop((admin, alice));
+    b.stop();
+}
