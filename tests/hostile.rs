@@ -124,6 +124,13 @@ fn unsupported_versions() {
     let mut raw = Raw::connect(b.kafka);
     raw.send_bytes(&[0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 5, 0xff, 0xff]);
     assert!(raw.is_closed());
+    // The versions Kafka 4 removed (KIP-896) that old clients still send, e.g. kafka-go 0.2.1:
+    // Produce v2, Fetch v2, CreateTopics v0 — closed as Kafka 4 closes them.
+    for (key, version) in [(0u8, 2u8), (1, 2), (19, 0)] {
+        let mut raw = Raw::connect(b.kafka);
+        raw.send_bytes(&[0, 0, 0, 10, 0, key, 0, version, 0, 0, 0, 5, 0xff, 0xff]);
+        assert!(raw.is_closed(), "api {key} v{version}");
+    }
     api_versions_ok(&b);
 }
 

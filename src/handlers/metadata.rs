@@ -1,4 +1,4 @@
-//! Metadata (v0–12): brokers (this one standalone; every live broker in cluster mode), cluster
+//! Metadata (v0–13): brokers (this one standalone; every live broker in cluster mode), cluster
 //! id, controller, topics with ids and partitions with their leader and leader epoch;
 //! auto-creates requested topics when allowed. The internal topic `__consumer_offsets` is
 //! listed with `is_internal = true` (see `Broker::offsets_topic_partitions`). With ACLs on, a
