@@ -19,6 +19,9 @@ pub const GROUP: i8 = 32;
 pub async fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let b = &ctx.broker;
     let mut resp = DescribeConfigsResponse::default();
+    // Group configs are read once per request (in cluster mode from the metadata store), not
+    // once per GROUP resource: a request naming many groups costs one read.
+    let mut groups: Option<std::sync::Arc<crate::group::configs::GroupConfigs>> = None;
     for r in req.resources {
         let mut out = DescribeConfigsResult::default();
         out.resource_type = r.resource_type;
@@ -57,7 +60,10 @@ pub async fn handle(ctx: &RequestCtx, req: DescribeConfigsRequest) -> DescribeCo
                 "Group name must not be empty".to_string(),
             )),
             GROUP => {
-                let all = b.group_configs_for_describe().await;
+                let all = match &groups {
+                    Some(all) => all.clone(),
+                    None => groups.insert(b.group_configs_for_describe().await).clone(),
+                };
                 Ok(crate::group::configs::describe(
                     &b.settings.groups,
                     all.get(r.resource_name.as_str()),
