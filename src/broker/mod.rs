@@ -357,17 +357,45 @@ impl Broker {
         Ok(())
     }
 
+    /// A persisted document: the metadata store's row `document` in cluster mode, the object
+    /// `path` standalone (`None` when it was never written).
+    async fn read_document(&self, document: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(match &self.cluster {
+            Some(c) => c.store.document(document).await?.map(String::into_bytes),
+            None => self.storage.get_opt(path).await?.map(|b| b.to_vec()),
+        })
+    }
+
+    /// For DescribeAcls / DescribeConfigs in cluster mode: the store's current `document`,
+    /// parsed (the default when it was never written), so that a change made through another
+    /// broker a moment ago is described before this broker's next poll applies it. `None`
+    /// standalone (the local copy is the store) or when the store cannot be read (logged): the
+    /// caller answers from its local copy.
+    async fn stored_for_describe<T: Default>(
+        &self,
+        document: &str,
+        parse: fn(&[u8]) -> std::result::Result<T, String>,
+    ) -> Option<T> {
+        let c = self.cluster.as_ref()?;
+        match c.store.document(document).await {
+            Ok(Some(doc)) => match parse(doc.as_bytes()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!("stored {document} unreadable: {e}");
+                    None
+                }
+            },
+            Ok(None) => Some(T::default()),
+            Err(e) => {
+                tracing::warn!("metadata store unreachable, describing the local {document}: {e}");
+                None
+            }
+        }
+    }
+
     /// Load the ACLs (start-up; cluster mode: whenever the store's version moved).
     pub async fn load_acls(&self) -> Result<()> {
-        let doc = match &self.cluster {
-            Some(c) => c
-                .store
-                .document(ACLS_DOCUMENT)
-                .await?
-                .map(String::into_bytes),
-            None => self.storage.get_opt(ACLS_PATH).await?.map(|b| b.to_vec()),
-        };
-        if let Some(doc) = doc {
+        if let Some(doc) = self.read_document(ACLS_DOCUMENT, ACLS_PATH).await? {
             let acls = crate::auth::acl::from_json(&doc).map_err(Error::Internal)?;
             self.authorizer.set(acls);
         }
@@ -376,19 +404,10 @@ impl Broker {
 
     /// Load the group configs (start-up; cluster mode: whenever the store's version moved).
     pub async fn load_group_configs(&self) -> Result<()> {
-        let doc = match &self.cluster {
-            Some(c) => c
-                .store
-                .document(GROUP_CONFIGS_DOCUMENT)
-                .await?
-                .map(String::into_bytes),
-            None => self
-                .storage
-                .get_opt(GROUP_CONFIGS_PATH)
-                .await?
-                .map(|b| b.to_vec()),
-        };
-        if let Some(doc) = doc {
+        if let Some(doc) = self
+            .read_document(GROUP_CONFIGS_DOCUMENT, GROUP_CONFIGS_PATH)
+            .await?
+        {
             let c = crate::group::configs::from_json(&doc).map_err(Error::Internal)?;
             self.group_configs.set(c);
         }
@@ -443,25 +462,18 @@ impl Broker {
         Ok(())
     }
 
-    /// The group configs as DescribeConfigs and ListConfigResources answer them: in cluster
-    /// mode read from the metadata store (a change made through another broker is described
-    /// at once; the local copy if the store cannot be reached), standalone the local copy.
+    /// The group configs as DescribeConfigs and ListConfigResources answer them (see
+    /// [`Self::stored_for_describe`]).
     pub async fn group_configs_for_describe(
         &self,
     ) -> std::sync::Arc<crate::group::configs::GroupConfigs> {
-        if let Some(c) = &self.cluster {
-            match c.store.document(GROUP_CONFIGS_DOCUMENT).await {
-                Ok(Some(doc)) => match crate::group::configs::from_json(doc.as_bytes()) {
-                    Ok(all) => return std::sync::Arc::new(all),
-                    Err(e) => tracing::warn!("stored group configs unreadable: {e}"),
-                },
-                Ok(None) => return Default::default(),
-                Err(e) => tracing::warn!(
-                    "metadata store unreachable, describing local group configs: {e}"
-                ),
-            }
+        match self
+            .stored_for_describe(GROUP_CONFIGS_DOCUMENT, crate::group::configs::from_json)
+            .await
+        {
+            Some(all) => std::sync::Arc::new(all),
+            None => self.group_configs.get(),
         }
-        self.group_configs.get()
     }
 
     /// The session timeout and heartbeat interval of consumer-protocol group `group`.
@@ -473,22 +485,15 @@ impl Broker {
         crate::group::configs::consumer_timeouts(&self.settings.groups, all.get(group))
     }
 
-    /// The ACLs as DescribeAcls answers them: in cluster mode read from the metadata store, so
-    /// that a change made through another broker a moment ago is listed before this broker's
-    /// next poll applies it (the local copy if the store cannot be reached); standalone the
-    /// local copy, which is the store.
+    /// The ACLs as DescribeAcls answers them (see [`Self::stored_for_describe`]).
     pub async fn acls_for_describe(&self) -> std::sync::Arc<crate::auth::acl::Acls> {
-        if let Some(c) = &self.cluster {
-            match c.store.document(ACLS_DOCUMENT).await {
-                Ok(Some(doc)) => match crate::auth::acl::from_json(doc.as_bytes()) {
-                    Ok(acls) => return std::sync::Arc::new(acls),
-                    Err(e) => tracing::warn!("stored ACLs unreadable: {e}"),
-                },
-                Ok(None) => return Default::default(),
-                Err(e) => tracing::warn!("metadata store unreachable, describing local ACLs: {e}"),
-            }
+        match self
+            .stored_for_describe(ACLS_DOCUMENT, crate::auth::acl::from_json)
+            .await
+        {
+            Some(acls) => std::sync::Arc::new(acls),
+            None => self.authorizer.acls(),
         }
-        self.authorizer.acls()
     }
 
     /// Change the ACLs: `f` maps the current set to the next one (and a result). The new set
