@@ -49,6 +49,12 @@ pub const GROUP_CONFIGS_PATH: &str = "meta/group_configs.json";
 /// The group configs' document in the cluster metadata store.
 const GROUP_CONFIGS_DOCUMENT: &str = "group_configs";
 
+/// How a persisted document is read and written (`from_json`, `to_json`).
+type DocumentCodec<T> = (
+    fn(&[u8]) -> std::result::Result<T, String>,
+    fn(&T) -> String,
+);
+
 /// One partition of a live topic.
 #[derive(Clone)]
 pub struct Partition {
@@ -435,28 +441,16 @@ impl Broker {
             f(&self.group_configs.get())?;
             return Ok(());
         }
-        if let Some(c) = &self.cluster {
-            let next = c
-                .store
-                .alter_document(GROUP_CONFIGS_DOCUMENT, |current| {
-                    let current = match current {
-                        Some(d) => from_json(d.as_bytes()).map_err(Error::Internal)?,
-                        None => Default::default(),
-                    };
-                    let next = f(&current)?;
-                    Ok((to_json(&next), next))
-                })
-                .await?;
-            self.group_configs.set(next);
-            return Ok(());
-        }
-        let _g = self.admin.lock().await;
-        let current = self.group_configs.get();
-        let next = f(&current)?;
-        if next != *current {
-            self.storage
-                .put_overwrite(GROUP_CONFIGS_PATH, Bytes::from(to_json(&next)))
-                .await?;
+        let (next, ()) = self
+            .alter_document(
+                GROUP_CONFIGS_DOCUMENT,
+                GROUP_CONFIGS_PATH,
+                (from_json, to_json),
+                || self.group_configs.get(),
+                |current| Ok((f(current)?, ())),
+            )
+            .await?;
+        if let Some(next) = next {
             self.group_configs.set(next);
         }
         Ok(())
@@ -505,31 +499,63 @@ impl Broker {
         f: impl FnOnce(&crate::auth::acl::Acls) -> (crate::auth::acl::Acls, R) + Send,
     ) -> Result<R> {
         use crate::auth::acl::{from_json, to_json};
-        if let Some(c) = &self.cluster {
-            let (acls, r) = c
-                .store
-                .alter_document(ACLS_DOCUMENT, |current| {
-                    let current = match current {
-                        Some(d) => from_json(d.as_bytes()).map_err(Error::Internal)?,
-                        None => Default::default(),
-                    };
-                    let (next, r) = f(&current);
-                    Ok((to_json(&next), (next, r)))
-                })
-                .await?;
-            self.authorizer.set(acls);
-            return Ok(r);
-        }
-        let _g = self.admin.lock().await;
-        let current = self.authorizer.acls();
-        let (next, r) = f(&current);
-        if next != *current {
-            self.storage
-                .put_overwrite(ACLS_PATH, Bytes::from(to_json(&next)))
-                .await?;
+        let (next, r) = self
+            .alter_document(
+                ACLS_DOCUMENT,
+                ACLS_PATH,
+                (from_json, to_json),
+                || self.authorizer.acls(),
+                |current| Ok(f(current)),
+            )
+            .await?;
+        if let Some(next) = next {
             self.authorizer.set(next);
         }
         Ok(r)
+    }
+
+    /// Change a persisted document (ACLs, group configs): `f` maps the current value to the
+    /// next one and a result (or an error, which changes nothing). In cluster mode inside the
+    /// metadata store's transaction on its row (concurrent changes through other brokers
+    /// serialize there); standalone under the admin lock against `local()`, written to `path`
+    /// only when it changed. Returns the value to install (`None`: unchanged) once it is
+    /// durable.
+    async fn alter_document<T, R>(
+        &self,
+        document: &str,
+        path: &str,
+        (parse, serialize): DocumentCodec<T>,
+        local: impl FnOnce() -> Arc<T>,
+        f: impl FnOnce(&T) -> Result<(T, R)> + Send,
+    ) -> Result<(Option<T>, R)>
+    where
+        T: Default + PartialEq + Send,
+        R: Send,
+    {
+        if let Some(c) = &self.cluster {
+            let (next, r) = c
+                .store
+                .alter_document(document, |current| {
+                    let current = match current {
+                        Some(d) => parse(d.as_bytes()).map_err(Error::Internal)?,
+                        None => T::default(),
+                    };
+                    let (next, r) = f(&current)?;
+                    Ok((serialize(&next), (next, r)))
+                })
+                .await?;
+            return Ok((Some(next), r));
+        }
+        let _g = self.admin.lock().await;
+        let current = local();
+        let (next, r) = f(&current)?;
+        if next == *current {
+            return Ok((None, r));
+        }
+        self.storage
+            .put_overwrite(path, Bytes::from(serialize(&next)))
+            .await?;
+        Ok((Some(next), r))
     }
 
     /// AlterUserScramCredentials: apply the changes, persist the result (the store in cluster
