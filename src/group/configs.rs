@@ -28,11 +28,24 @@ pub const GROUP_CONFIG_SOURCE: i8 = 8;
 /// client allowed to alter configs must not grow it without bound.
 pub const MAX_GROUPS_WITH_CONFIGS: usize = 10_000;
 
-/// Refuse a next set of overrides beyond [`MAX_GROUPS_WITH_CONFIGS`] groups.
+/// Largest overrides document (group ids are not length-limited by Kafka, values are).
+pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Refuse a next set of overrides beyond [`MAX_GROUPS_WITH_CONFIGS`] groups or
+/// [`MAX_DOCUMENT_BYTES`].
 pub fn check_size(next: &GroupConfigs) -> Result<()> {
     if next.len() > MAX_GROUPS_WITH_CONFIGS {
         return Err(Error::InvalidRequest(format!(
             "at most {MAX_GROUPS_WITH_CONFIGS} groups may have config overrides"
+        )));
+    }
+    let bytes: usize = next
+        .iter()
+        .map(|(g, own)| g.len() + own.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+        .sum();
+    if bytes > MAX_DOCUMENT_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "group config overrides may take at most {MAX_DOCUMENT_BYTES} bytes"
         )));
     }
     Ok(())
@@ -487,6 +500,19 @@ mod tests {
             consumer_timeouts(&s, Some(&o)),
             (Duration::from_secs(45), Duration::from_secs(7))
         );
+    }
+
+    #[test]
+    fn the_document_is_bounded() {
+        let mut c = GroupConfigs::new();
+        c.insert("g".repeat(MAX_DOCUMENT_BYTES), BTreeMap::new());
+        assert!(check_size(&c).is_ok());
+        c.insert("h".into(), map(&[("share.auto.offset.reset", "latest")]));
+        assert!(check_size(&c).is_err());
+        let many: GroupConfigs = (0..=MAX_GROUPS_WITH_CONFIGS)
+            .map(|i| (i.to_string(), BTreeMap::new()))
+            .collect();
+        assert!(check_size(&many).is_err());
     }
 
     #[test]
