@@ -39,6 +39,7 @@ pub mod code {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const INVALID_TXN_STATE: i16 = 48;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const SECURITY_DISABLED: i16 = 54;
     pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -125,6 +126,13 @@ pub enum Error {
     GroupAuthorization,
     #[error("Cluster authorization failed.")]
     ClusterAuthorization,
+    /// Transactional records without a transactional id, or one the principal may not use.
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdAuthorization,
+    /// A transactional operation out of place (e.g. transactional records of a transaction
+    /// the partition was not added to, or plain records inside an open transaction).
+    #[error("{0}")]
+    InvalidTxnState(String),
     #[error("storage: {0}")]
     Storage(String),
     #[error("storage object already exists: {0}")]
@@ -168,6 +176,8 @@ impl Error {
             Error::TopicAuthorization => TOPIC_AUTHORIZATION_FAILED,
             Error::GroupAuthorization => GROUP_AUTHORIZATION_FAILED,
             Error::ClusterAuthorization => CLUSTER_AUTHORIZATION_FAILED,
+            Error::TransactionalIdAuthorization => TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            Error::InvalidTxnState(_) => INVALID_TXN_STATE,
             // Retriable: the client retries the produce; nothing was acknowledged.
             Error::Storage(_) | Error::AlreadyExists(_) => KAFKA_STORAGE_ERROR,
             Error::Parquet(_) => KAFKA_STORAGE_ERROR,

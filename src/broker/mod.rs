@@ -244,6 +244,9 @@ impl Broker {
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
             cluster: cluster.clone(),
             compaction_delay_ms: settings.compaction_delay_ms() as i64,
+            // Nothing writes transactional records yet (the transaction coordinator is not
+            // served: Produce refuses them), so no partition holds any to rebuild.
+            transactions_in_use: Arc::new(AtomicBool::new(false)),
         };
         let cluster_id = match cluster_id {
             Some(id) => id,

@@ -1,9 +1,10 @@
 //! Fetch (v4–18; v17/v18 change only what replica fetchers send): reads from the hot tail
 //! (batches as produced, no re-encoding) or from cold segments through the segment cache;
 //! honours `max_wait_ms`/`min_bytes` (long-poll woken by the partitions' high watermarks),
-//! `max_bytes`, per-partition limits and the isolation level
-//! (without transactions the last stable offset equals the high watermark). Only durable data
-//! (below the high watermark) is ever returned. Fetch sessions (KIP-227, v7+, see
+//! `max_bytes`, per-partition limits and the isolation level: read_committed reads stop at
+//! the last stable offset and list the aborted transactions of the range, read_uncommitted
+//! reads stop at the high watermark (and carry a null list). Only durable data (below the
+//! high watermark) is ever returned. Fetch sessions (KIP-227, v7+, see
 //! `broker::fetch_sessions`): a session's partitions are read whether or not the request lists
 //! them, and an incremental response carries only the partitions with something new.
 
@@ -12,11 +13,13 @@ use crate::auth::acl;
 use crate::broker::fetch_sessions::{Key, Outcome, Plan, Sent, Want};
 use crate::broker::{Broker, Topic, OFFSETS_TOPIC};
 use crate::error::{code, Error, Result};
-use crate::log::leader::Read;
+use crate::log::leader::{Read, ReadOut};
 use crate::log::partition::ReadPlan;
 use bytes::Bytes;
 use futures::StreamExt;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::atomic::Ordering;
@@ -180,6 +183,7 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
+    let committed = req.isolation_level == 1;
 
     let mut watchers: Vec<watch::Receiver<i64>> = targets
         .iter()
@@ -194,7 +198,7 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let results = read_all(broker, &targets, max_bytes, by_id).await;
+        let results = read_all(broker, &targets, max_bytes, by_id, committed).await;
         let total: usize = results
             .iter()
             .flat_map(|(_, chunks)| chunks.iter().map(|c| c.len()))
@@ -210,7 +214,7 @@ pub async fn handle(ctx: &RequestCtx, req: FetchRequest) -> FetchReply {
         match tokio::time::timeout(remaining, changed).await {
             Ok((Ok(()), _, _)) => continue,
             // Deadline reached, or a partition went away: answer with what there is now.
-            _ => break read_all(broker, &targets, max_bytes, by_id).await,
+            _ => break read_all(broker, &targets, max_bytes, by_id, committed).await,
         }
     };
     // Partitions are listed topic by topic, in request order, so the chunk lists line up
@@ -283,6 +287,7 @@ async fn read_all(
     targets: &[Target],
     max_bytes: usize,
     by_id: bool,
+    committed: bool,
 ) -> Vec<(PartitionData, Vec<Bytes>)> {
     let mut out = Vec::with_capacity(targets.len());
     let mut budget = max_bytes;
@@ -296,6 +301,8 @@ async fn read_all(
         pd.log_start_offset = -1;
         pd.preferred_read_replica = (-1).into();
         pd.records = Some(Bytes::new());
+        // Kafka: a list (maybe empty) for read_committed, null for read_uncommitted.
+        pd.aborted_transactions = committed.then(Vec::new);
         let mut chunks = Vec::new();
         if t.denied {
             pd.error_code = code::TOPIC_AUTHORIZATION_FAILED;
@@ -345,22 +352,29 @@ async fn read_all(
             continue;
         }
         let hw = part.stats.high_watermark.load(Ordering::Relaxed);
+        let lso = part
+            .stats
+            .last_stable_offset
+            .load(Ordering::Relaxed)
+            .min(hw);
         pd.high_watermark = hw;
-        pd.last_stable_offset = hw;
+        pd.last_stable_offset = lso;
         pd.log_start_offset = part.stats.log_start.load(Ordering::Relaxed);
         let limit = t.max_bytes.min(budget);
         if limit == 0 && served_any {
             out.push((pd, chunks));
             continue;
         }
-        if t.offset == hw && pd.log_start_offset <= hw {
+        // read_committed: nothing past the last stable offset is served yet.
+        let caught_up = t.offset == hw || (committed && (lso..=hw).contains(&t.offset));
+        if caught_up && pd.log_start_offset <= hw {
             // Caught up: nothing to read, no message to the leader (an idle consumer of many
             // partitions costs a few atomic loads per partition).
             out.push((pd, chunks));
             continue;
         }
-        match read_partition(broker, part, t.offset, limit.max(1)).await {
-            Ok((batches, hw_now, start, cold)) => {
+        match read_partition(broker, part, t.offset, limit.max(1), committed).await {
+            Ok((batches, hw_now, start, cold, aborted)) => {
                 let len: usize = batches.iter().map(|b| b.len()).sum();
                 budget = budget.saturating_sub(len);
                 served_any |= len > 0;
@@ -386,8 +400,26 @@ async fn read_all(
                         .inc_by(len as u64);
                 }
                 pd.high_watermark = hw_now.max(hw);
-                pd.last_stable_offset = pd.high_watermark;
+                pd.last_stable_offset = part
+                    .stats
+                    .last_stable_offset
+                    .load(Ordering::Relaxed)
+                    .max(lso)
+                    .min(pd.high_watermark);
                 pd.log_start_offset = start;
+                if committed {
+                    pd.aborted_transactions = Some(
+                        aborted
+                            .iter()
+                            .map(|a| {
+                                let mut t = AbortedTransaction::default();
+                                t.producer_id = a.producer_id.into();
+                                t.first_offset = a.first_offset;
+                                t
+                            })
+                            .collect(),
+                    );
+                }
                 chunks = batches;
             }
             Err(e) => pd.error_code = e.code(),
@@ -397,19 +429,35 @@ async fn read_all(
     out
 }
 
-/// Read up to `limit` bytes from `offset` (at least one whole batch when any is available):
-/// (batches, high watermark, log start, whether they were rebuilt from storage).
+/// What a partition read returns: batches, high watermark, log start, whether they were
+/// rebuilt from storage, and (read_committed) the aborted transactions of the range.
+type PartitionRead = (
+    Vec<Bytes>,
+    i64,
+    i64,
+    bool,
+    Vec<crate::log::transactions::Aborted>,
+);
+
+/// Read up to `limit` bytes from `offset` (at least one whole batch when any is available),
+/// up to the last stable offset for read_committed (`committed`), else the high watermark.
 async fn read_partition(
     broker: &Broker,
     part: &crate::broker::Partition,
     offset: i64,
     limit: usize,
-) -> Result<(Vec<Bytes>, i64, i64, bool)> {
-    let plan = part
+    committed: bool,
+) -> Result<PartitionRead> {
+    let ReadOut {
+        plan,
+        upto,
+        aborted,
+    } = part
         .addr
         .send(Read {
             offset,
             max_bytes: limit,
+            committed,
         })
         .await
         .map_err(|_| Error::NotLeader)??;
@@ -441,6 +489,10 @@ async fn read_partition(
                         if b.last_offset < offset {
                             continue;
                         }
+                        if b.base_offset >= upto {
+                            // Past the last stable offset (read_committed).
+                            break 'outer;
+                        }
                         if !chunks.is_empty() && size + b.bytes.len() > limit {
                             break 'outer;
                         }
@@ -470,5 +522,5 @@ async fn read_partition(
             chunks
         }
     };
-    Ok((chunks, hw, start, cold))
+    Ok((chunks, hw, start, cold, aborted))
 }

@@ -3,6 +3,8 @@
 //! tiered) and a real lookup by timestamp (the first offset whose record timestamp is at or
 //! after the target), over cold segments and the hot tail. v10 only adds a timeout for tiered
 //! lookups, which we never wait on. The internal `__consumer_offsets` reads as an empty log.
+//! Under read_committed (isolation level 1, v2+) the log ends at the last stable offset: latest
+//! is the LSO and a timestamp lookup finding an offset at or past it finds nothing, as in Kafka.
 
 use super::RequestCtx;
 use crate::auth::acl;
@@ -26,6 +28,7 @@ pub const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(ctx: &RequestCtx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let broker = &ctx.broker;
+    let committed = req.isolation_level == 1;
     let mut resp = ListOffsetsResponse::default();
     let wanted = req.topics.iter().flat_map(|t| {
         t.partitions
@@ -68,7 +71,21 @@ pub async fn handle(ctx: &RequestCtx, req: ListOffsetsRequest) -> ListOffsetsRes
                 Err(e) => Err(e),
                 Ok(part) => match part.addr.send(GetSnapshot).await {
                     Err(_) => Err(Error::NotLeader),
-                    Ok(snap) => lookup(broker, &snap, p.timestamp, ctx.version).await,
+                    Ok(snap) => {
+                        lookup(broker, &snap, p.timestamp, ctx.version)
+                            .await
+                            .map(|found| match found {
+                                _ if !committed => found,
+                                _ if p.timestamp == LATEST => (snap.last_stable_offset, -1),
+                                (offset, _)
+                                    if (p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP)
+                                        && offset >= snap.last_stable_offset =>
+                                {
+                                    (-1, -1)
+                                }
+                                found => found,
+                            })
+                    }
                 },
             };
             match res {

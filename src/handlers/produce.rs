@@ -63,6 +63,7 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     // Phase 1, concurrently: validate (and recompress) every partition's batch.
     let mut prepared = Vec::new();
     let by_id = ctx.version >= 13;
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
     // Cluster mode: a topic created (or a partition moved here) through another broker may be
     // newer than this broker's view; look in the store before answering UNKNOWN_TOPIC or
     // NOT_LEADER.
@@ -99,6 +100,7 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
             let records = p.records.take();
             let idx = p.index;
             let broker = broker.clone();
+            let transactional_id = transactional_id.clone();
             prepared.push(async move {
                 let res: Result<(Arc<Topic>, ValidatedBatch)> = async {
                     if !matches!(acks, -1..=1) {
@@ -119,6 +121,20 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                         .max_message_bytes()
                         .unwrap_or(broker.settings.max_message_bytes);
                     let mut batch = validate(records, max, broker.decode_budget.clone()).await?;
+                    if batch.header.is_transactional() {
+                        // Kafka: transactional records need the request's transactional id,
+                        // and the partition must have been added to that id's ongoing
+                        // transaction. No transaction coordinator is served yet, so none can
+                        // have been: the records are refused rather than stored outside any
+                        // transaction (which would hold read_committed consumers forever).
+                        return Err(match transactional_id {
+                            None => Error::TransactionalIdAuthorization,
+                            Some(id) => Error::InvalidTxnState(format!(
+                                "{}-{idx} is not part of an ongoing transaction of '{id}'",
+                                topic.name
+                            )),
+                        });
+                    }
                     if topic.is_compacted() && !batch.keyless.is_empty() {
                         return Err(Error::KeylessRecords(
                             format!("{}-{idx}", topic.name),

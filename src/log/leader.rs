@@ -1,9 +1,11 @@
 //! The PartitionLeader actor: a thin shell that owns one [`PartitionLog`], forwards appended
 //! batches to the SegmentWriter in offset order, answers produces when the writer reports them
-//! durable, publishes the high watermark (for long-polling fetches), and applies retention.
+//! durable, publishes the high watermark and last stable offset (for long-polling fetches),
+//! appends transaction markers, and applies retention.
 
 use super::partition::{AppendResult, CompactPolicy, PartitionLog, ReadPlan, Snapshot};
 use super::producers::{last_seq, BatchSeq, SeqCheck};
+use super::transactions::Aborted;
 use super::TopicPartition;
 use crate::error::{Error, Result};
 use crate::protocol::records::ValidatedBatch;
@@ -31,6 +33,10 @@ const MERGE_DELETE_GRACE: Duration = Duration::from_secs(5);
 pub struct PartitionStats {
     pub log_start: AtomicI64,
     pub high_watermark: AtomicI64,
+    /// The last stable offset (read_committed consumers read up to it).
+    pub last_stable_offset: AtomicI64,
+    /// Transactions open on the partition.
+    pub open_transactions: AtomicI64,
     /// Bytes of durable segments (DescribeLogDirs).
     pub size_bytes: AtomicI64,
 }
@@ -71,6 +77,11 @@ pub struct LeaderEnv {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Cluster mode: write-ahead parts are rewritten once this old (ms).
     pub compaction_delay_ms: i64,
+    /// Set once transactions are in use (a transactional producer exists): leaders started
+    /// after that rebuild their partition's transaction state (open transactions, aborted
+    /// list) from the stored transaction flags; before, no partition can hold any and the
+    /// scan is skipped.
+    pub transactions_in_use: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct PartitionLeader {
@@ -85,6 +96,9 @@ pub struct PartitionLeader {
     recheck_clean_at: Option<i64>,
     /// A Stop that arrived during a merge: answered (and the actor stopped) when it ends.
     stop_waiters: Vec<oneshot::Sender<()>>,
+    /// The transaction state could not be rebuilt: reads and appends are refused
+    /// (KAFKA_STORAGE_ERROR, retriable) rather than served without it.
+    failed_rebuild: bool,
 }
 
 impl PartitionLeader {
@@ -110,6 +124,9 @@ impl PartitionLeader {
             .high_watermark
             .store(log.high_watermark(), Ordering::Relaxed);
         stats
+            .last_stable_offset
+            .store(log.last_stable_offset(), Ordering::Relaxed);
+        stats
             .size_bytes
             .store(log.size_bytes() as i64, Ordering::Relaxed);
         (
@@ -122,6 +139,7 @@ impl PartitionLeader {
                 merging: false,
                 recheck_clean_at,
                 stop_waiters: Vec::new(),
+                failed_rebuild: false,
             },
             hw_rx,
             stats,
@@ -138,6 +156,13 @@ impl PartitionLeader {
         self.stats
             .size_bytes
             .store(self.log.size_bytes() as i64, Ordering::Relaxed);
+        self.stats
+            .last_stable_offset
+            .store(self.log.last_stable_offset(), Ordering::Relaxed);
+        self.stats
+            .open_transactions
+            .store(self.log.txns.open_count() as i64, Ordering::Relaxed);
+        // Wakes long-polling fetches whenever either bound moves (a marker moves the LSO).
         self.hw_tx.send_replace(self.log.high_watermark());
     }
 
@@ -147,6 +172,45 @@ impl PartitionLeader {
             let freed = self.log.evict_hot(total - self.env.hot_budget);
             self.env.hot_total.fetch_sub(freed, Ordering::Relaxed);
         }
+    }
+
+    /// Rebuild the transaction state (open transactions → LSO, aborted list) from every
+    /// segment's transaction columns (row groups whose statistics say they hold no
+    /// transactional row are skipped) before serving (the mailbox waits). Only once
+    /// transactions are in use: before that no partition holds any.
+    fn rebuild_transactions(&mut self, ctx: &mut Context<Self>) {
+        if !self.env.transactions_in_use.load(Ordering::Relaxed) {
+            return;
+        }
+        let segments: Vec<SegmentMeta> = self.log.segments().cloned().collect();
+        if segments.is_empty() {
+            return;
+        }
+        let storage = self.env.storage.clone();
+        let cache = self.env.cache.clone();
+        let fut = async move {
+            let mut events = Vec::new();
+            for s in &segments {
+                events.extend(cache.txn_events(&storage, s).await?);
+            }
+            Ok::<_, Error>(events)
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(events) => {
+                act.failed_rebuild = false;
+                act.log.apply_txn_events(&events);
+                act.publish();
+            }
+            Err(e) => {
+                // Serving read_committed without the aborted list could deliver aborted
+                // records: refuse reads and appends (retriable) and try again shortly.
+                tracing::error!("{}: could not rebuild transaction state: {e}", act.log.tp);
+                act.failed_rebuild = true;
+                ctx.run_later(Duration::from_secs(1), |act, ctx| {
+                    act.rebuild_transactions(ctx)
+                });
+            }
+        }));
     }
 
     /// Rebuild idempotent-producer state from the newest segments before serving appends
@@ -227,13 +291,18 @@ impl PartitionLeader {
         let cache = self.env.cache.clone();
         let tp = self.log.tp.clone();
         let level = self.env.zstd_level;
+        let aborted = match clean {
+            Some(_) => self.log.aborted_in(0, i64::MAX),
+            None => Vec::new(),
+        };
         let fut = async move {
             let res = match clean {
                 None => merge_segments(&storage, &cache, &tp, &inputs, level)
                     .await
                     .map(|m| (inputs, m, None)),
                 Some(p) => {
-                    clean_segments(&storage, &cache, &tp, inputs, level, p.delete_retention_ms)
+                    let ms = p.delete_retention_ms;
+                    clean_segments(&storage, &cache, &tp, inputs, level, ms, aborted)
                         .await
                         .map(|c| {
                             let recheck = c.kept_tombstone.map(|t| t + p.delete_retention_ms);
@@ -431,6 +500,7 @@ impl Actor for PartitionLeader {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
         self.rebuild_producer_state(ctx);
+        self.rebuild_transactions(ctx);
 
         ctx.run_interval(self.env.retention_check, |act, ctx| act.run_retention(ctx));
         ctx.run_interval(self.env.merge_interval, |act, ctx| act.run_merge(ctx));
@@ -476,8 +546,16 @@ impl Handler<Append> for PartitionLeader {
     type Result = Result<AppendTicket>;
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) -> Self::Result {
+        if self.failed_rebuild {
+            return Err(Error::Storage("transaction state not rebuilt yet".into()));
+        }
         let h = msg.batch.header;
         let idempotent = h.producer_id >= 0;
+        if idempotent && !h.is_transactional() && self.log.txns.is_open(h.producer_id) {
+            return Err(Error::InvalidTxnState(
+                "non-transactional records of a producer with an open transaction".into(),
+            ));
+        }
         let (first_seq, last_seq) = (h.base_sequence, last_seq(h.base_sequence, h.record_count));
         if idempotent {
             if h.base_sequence < 0 {
@@ -508,7 +586,7 @@ impl Handler<Append> for PartitionLeader {
                 }
             }
         }
-        let (base, last, bytes) = self.log.assign(&msg.batch);
+        let (base, last, rx) = self.append(&msg.batch, ctx);
         if idempotent {
             self.log.producers.record(
                 h.producer_id,
@@ -521,6 +599,19 @@ impl Handler<Append> for PartitionLeader {
                 },
             );
         }
+        Ok(AppendTicket::Pending(rx))
+    }
+}
+
+impl PartitionLeader {
+    /// Assign offsets to a batch that passed the producer checks, queue it with the writer (in
+    /// offset order) and return its offsets and durability receiver.
+    fn append(
+        &mut self,
+        batch: &ValidatedBatch,
+        ctx: &mut Context<Self>,
+    ) -> (i64, i64, oneshot::Receiver<Result<AppendResult>>) {
+        let (base, last, bytes) = self.log.assign(batch);
         self.env.hot_total.fetch_add(bytes.len(), Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.log.add_waiter(base, last, tx);
@@ -530,7 +621,7 @@ impl Handler<Append> for PartitionLeader {
             base,
             last,
             bytes,
-            decoded: msg.batch.decoded_len,
+            decoded: batch.decoded_len,
             epoch: self.log.leader_epoch,
         };
         match self.env.writer.try_send(cmd) {
@@ -549,6 +640,51 @@ impl Handler<Append> for PartitionLeader {
                 self.log.on_failed(base, "storage writer stopped");
             }
         }
+        (base, last, rx)
+    }
+}
+
+/// Append a transaction marker (COMMIT or ABORT) for `producer_id`, as Kafka's
+/// WriteTxnMarkers does on a partition leader: the transaction coordinator sends it once the
+/// transaction's outcome is persisted. The ticket resolves when the marker is durable — only
+/// then does it move the last stable offset. A marker from an older producer epoch than the
+/// partition has seen is refused (INVALID_PRODUCER_EPOCH); a newer epoch fences the older
+/// one's later batches.
+#[derive(Message)]
+#[rtype(result = "Result<AppendTicket>")]
+pub struct WriteMarker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+impl Handler<WriteMarker> for PartitionLeader {
+    type Result = Result<AppendTicket>;
+
+    fn handle(&mut self, m: WriteMarker, ctx: &mut Context<Self>) -> Self::Result {
+        if self.failed_rebuild {
+            return Err(Error::Storage("transaction state not rebuilt yet".into()));
+        }
+        if let Some(current) = self.log.producers.epoch_of(m.producer_id) {
+            if m.producer_epoch < current {
+                return Err(Error::InvalidProducerEpoch(format!(
+                    "marker epoch {} is older than the producer's epoch {current}",
+                    m.producer_epoch
+                )));
+            }
+        }
+        let batch = crate::protocol::records::marker_batch(
+            m.producer_id,
+            m.producer_epoch,
+            m.commit,
+            m.coordinator_epoch,
+            now_ms(),
+        )?;
+        self.log
+            .producers
+            .fence_older_than(m.producer_id, m.producer_epoch);
+        let (_, _, rx) = self.append(&batch, ctx);
         Ok(AppendTicket::Pending(rx))
     }
 }
@@ -600,19 +736,48 @@ impl Handler<WriterEvent> for PartitionLeader {
     }
 }
 
-/// Plan a read from `offset`.
+/// Plan a read from `offset`: up to the high watermark, or for `committed`
+/// (read_committed) up to the last stable offset, with the aborted transactions the client
+/// must filter out.
 #[derive(Message)]
-#[rtype(result = "Result<ReadPlan>")]
+#[rtype(result = "Result<ReadOut>")]
 pub struct Read {
     pub offset: i64,
     pub max_bytes: usize,
+    pub committed: bool,
+}
+
+/// A planned read.
+#[derive(Debug)]
+pub struct ReadOut {
+    pub plan: ReadPlan,
+    /// Batches starting at or after this offset are not served (cold segments may hold them).
+    pub upto: i64,
+    /// read_committed: aborted transactions overlapping `[offset, upto)`.
+    pub aborted: Vec<Aborted>,
 }
 
 impl Handler<Read> for PartitionLeader {
-    type Result = Result<ReadPlan>;
+    type Result = Result<ReadOut>;
 
     fn handle(&mut self, msg: Read, _ctx: &mut Context<Self>) -> Self::Result {
-        self.log.read(msg.offset, msg.max_bytes)
+        if self.failed_rebuild {
+            return Err(Error::Storage("transaction state not rebuilt yet".into()));
+        }
+        let upto = match msg.committed {
+            true => self.log.last_stable_offset(),
+            false => self.log.high_watermark(),
+        };
+        let plan = self.log.read(msg.offset, msg.max_bytes, upto)?;
+        let aborted = match msg.committed {
+            true => self.log.aborted_in(msg.offset, upto),
+            false => Vec::new(),
+        };
+        Ok(ReadOut {
+            plan,
+            upto,
+            aborted,
+        })
     }
 }
 

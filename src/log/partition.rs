@@ -3,6 +3,7 @@
 //! requests waiting for durability. No I/O and no actors here, so it is unit-tested directly.
 
 use super::producers::ProducerStates;
+use super::transactions::{Aborted, PartitionTransactions};
 use super::TopicPartition;
 
 use crate::error::{Error, Result};
@@ -60,6 +61,7 @@ struct Pending {
 pub struct Snapshot {
     pub log_start: i64,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub segments: Vec<SegmentMeta>,
     pub hot: Vec<HotBatch>,
 }
@@ -76,6 +78,11 @@ pub struct PartitionLog {
     pending: VecDeque<Pending>,
     /// Idempotent-producer state (sequence numbers of recent batches per producer).
     pub producers: ProducerStates,
+    /// Open and aborted transactions (LSO, aborted list of read_committed fetches).
+    pub txns: PartitionTransactions,
+    /// Transaction markers appended but not durable yet: (offset, producer id, commit). They
+    /// close their transaction once below the high watermark.
+    markers: VecDeque<(i64, i64, bool)>,
     /// The epoch this log is led under (stamped on appended batches; 0 in standalone mode).
     pub leader_epoch: i32,
 }
@@ -109,8 +116,44 @@ impl PartitionLog {
             segments: map,
             pending: VecDeque::new(),
             producers: ProducerStates::default(),
+            txns: PartitionTransactions::default(),
+            markers: VecDeque::new(),
             leader_epoch: 0,
         }
+    }
+
+    /// The last stable offset: below it every transaction is decided (committed or aborted,
+    /// its marker durable); read_committed consumers read up to it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.txns.last_stable_offset(self.high_watermark)
+    }
+
+    /// Replay transaction events read from storage at start-up, in offset order (markers
+    /// read there are durable).
+    pub fn apply_txn_events(&mut self, events: &[crate::storage::segment::TxnEvent]) {
+        use crate::storage::segment::TxnEvent;
+        for e in events {
+            match *e {
+                TxnEvent::Data { producer_id, base } => {
+                    self.txns.on_transactional_batch(producer_id, base)
+                }
+                TxnEvent::Marker {
+                    producer_id,
+                    producer_epoch,
+                    offset,
+                    commit,
+                } => {
+                    self.txns.on_marker(producer_id, offset, commit);
+                    self.producers.fence_older_than(producer_id, producer_epoch);
+                }
+            }
+        }
+        self.txns.truncate_before(self.log_start);
+    }
+
+    /// Aborted transactions a read_committed fetch of `[from, to)` must list.
+    pub fn aborted_in(&self, from: i64, to: i64) -> Vec<Aborted> {
+        self.txns.aborted_in(from, to)
     }
 
     pub fn next_offset(&self) -> i64 {
@@ -141,6 +184,16 @@ impl PartitionLog {
         set_partition_leader_epoch(&mut buf, self.leader_epoch);
         let bytes = buf.freeze();
         self.next_offset = last + 1;
+        let h = &batch.header;
+        if h.is_control() {
+            // A transaction marker (written by this broker, one record): it decides the
+            // transaction once durable.
+            if let Some(commit) = crate::protocol::records::control_batch_kind(&batch.bytes) {
+                self.markers.push_back((base, h.producer_id, commit));
+            }
+        } else if h.is_transactional() {
+            self.txns.on_transactional_batch(h.producer_id, base);
+        }
         self.hot_bytes += bytes.len();
         self.hot.push_back(HotBatch {
             base,
@@ -171,6 +224,13 @@ impl PartitionLog {
         }
         let last = seg.last;
         self.high_watermark = last + 1;
+        while let Some(&(offset, pid, commit)) = self.markers.front() {
+            if offset > last {
+                break;
+            }
+            self.markers.pop_front();
+            self.txns.on_marker(pid, offset, commit);
+        }
         if self.segments.is_empty() && self.log_start > seg.base {
             self.log_start = seg.base;
         }
@@ -200,6 +260,8 @@ impl PartitionLog {
     pub fn on_failed(&mut self, from: i64, error: &str) {
         let from = from.max(self.high_watermark);
         self.producers.truncate_from(from);
+        self.txns.truncate_from(from);
+        self.markers.retain(|&(offset, _, _)| offset < from);
         for p in self.pending.drain(..) {
             let _ = p.tx.send(Err(Error::Storage(error.to_string())));
         }
@@ -218,8 +280,10 @@ impl PartitionLog {
         }
     }
 
-    /// Plan a read of up to `max_bytes` from `offset` (at least one batch when data exists).
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadPlan> {
+    /// Plan a read of up to `max_bytes` from `offset` (at least one batch when data exists),
+    /// of batches starting before `upto` (the high watermark, or the last stable offset for
+    /// read_committed; cold segments may reach past it, the reader stops there).
+    pub fn read(&self, offset: i64, max_bytes: usize, upto: i64) -> Result<ReadPlan> {
         if offset < self.log_start || offset > self.high_watermark {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -227,7 +291,8 @@ impl PartitionLog {
                 end: self.high_watermark,
             });
         }
-        if offset == self.high_watermark {
+        let upto = upto.min(self.high_watermark);
+        if offset >= upto {
             return Ok(ReadPlan::Hot(Vec::new()));
         }
         if let Some(front) = self.hot.front() {
@@ -236,7 +301,7 @@ impl PartitionLog {
                 let mut out = Vec::new();
                 let mut size = 0;
                 for b in self.hot.range(i..) {
-                    if b.base >= self.high_watermark {
+                    if b.base >= upto {
                         break;
                     }
                     if !out.is_empty() && size + b.bytes.len() > max_bytes {
@@ -261,7 +326,7 @@ impl PartitionLog {
         let mut segs = Vec::new();
         let mut size = 0u64;
         for s in self.segments.range(first..).map(|(_, s)| s) {
-            if !segs.is_empty() && size + s.size > max_bytes as u64 {
+            if s.base >= upto || (!segs.is_empty() && size + s.size > max_bytes as u64) {
                 break;
             }
             size += s.size;
@@ -314,6 +379,7 @@ impl PartitionLog {
         }
         if let Some(s) = removed.last() {
             self.log_start = self.log_start.max(s.last + 1);
+            self.txns.truncate_before(self.log_start);
             while self.hot.front().is_some_and(|b| b.last < self.log_start) {
                 if let Some(b) = self.hot.pop_front() {
                     self.hot_bytes -= b.bytes.len();
@@ -415,6 +481,9 @@ impl PartitionLog {
             .segments
             .values()
             .take_while(|s| s.wal.is_none())
+            // Kafka's first uncleanable offset: nothing at or after the last stable offset (an
+            // open transaction's records may yet be aborted).
+            .take_while(|s| s.last < self.last_stable_offset())
             .take_while(|s| s.max_timestamp_hint() <= now_ms.saturating_sub(p.min_lag_ms))
             .cloned()
             .collect();
@@ -480,6 +549,7 @@ impl PartitionLog {
             return Ok(Vec::new());
         }
         self.log_start = offset;
+        self.txns.truncate_before(offset);
         let doomed: Vec<i64> = self
             .segments
             .values()
@@ -507,6 +577,7 @@ impl PartitionLog {
         Snapshot {
             log_start: self.log_start,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset(),
             segments: self.segments.values().cloned().collect(),
             hot: self
                 .hot
@@ -545,6 +616,71 @@ mod tests {
         assert!(validate_produce(&bytes, 1 << 20).is_ok(), "CRC still valid");
     }
 
+    fn txn_batch(pid: i64, n: usize) -> ValidatedBatch {
+        let recs = records::tests::sample_records(n, 1000);
+        let meta = records::BatchMeta {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional: true,
+            ..records::tests::meta()
+        };
+        let b = encode_batch(&meta, &recs, Codec::None, 0).unwrap();
+        validate_produce(&Bytes::from(b), 1 << 20).unwrap()
+    }
+
+    fn durable(log: &mut PartitionLog, base: i64, last: i64) {
+        assert!(log.on_durable(seg(base, last)));
+    }
+
+    /// The LSO stays at an open transaction's first offset until its marker is durable; an
+    /// aborted transaction is listed for read_committed reads that overlap it; reads stop at
+    /// the bound they are given.
+    #[test]
+    fn transactions_bound_the_last_stable_offset() {
+        let mut log = PartitionLog::new(TopicPartition::new("t", 0), vec![]);
+        log.assign(&batch(2)); // 0-1, not transactional
+        log.assign(&txn_batch(7, 3)); // 2-4
+        log.assign(&txn_batch(8, 1)); // 5
+        durable(&mut log, 0, 5);
+        assert_eq!(log.last_stable_offset(), 2);
+        match log.read(0, 1 << 20, 2).unwrap() {
+            ReadPlan::Hot(b) => assert_eq!(b.len(), 1, "only the batch below the LSO"),
+            p => panic!("{p:?}"),
+        }
+        assert!(matches!(log.read(2, 1 << 20, 2).unwrap(), ReadPlan::Hot(v) if v.is_empty()));
+        // The ABORT marker of 7 is appended but not durable: nothing changes yet.
+        let m = records::marker_batch(7, 0, false, 0, 1000).unwrap();
+        let (at, _, _) = log.assign(&m);
+        assert_eq!(at, 6);
+        assert_eq!(log.last_stable_offset(), 2);
+        durable(&mut log, 6, 6);
+        assert_eq!(log.last_stable_offset(), 5, "8's transaction is still open");
+        assert_eq!(
+            log.aborted_in(0, 7),
+            vec![Aborted {
+                producer_id: 7,
+                first_offset: 2,
+                last_offset: 6
+            }]
+        );
+        let m = records::marker_batch(8, 0, true, 0, 1000).unwrap();
+        log.assign(&m);
+        durable(&mut log, 7, 7);
+        assert_eq!(log.last_stable_offset(), 8);
+        assert!(log.aborted_in(7, 8).is_empty());
+        // A failed write forgets the transactions and markers it would have written.
+        log.assign(&txn_batch(9, 1)); // 8
+        assert_eq!(log.last_stable_offset(), 8);
+        log.on_failed(8, "boom");
+        log.assign(&batch(1)); // 8 again, plain
+        durable(&mut log, 8, 8);
+        assert_eq!(log.last_stable_offset(), 9);
+        // DeleteRecords past an aborted transaction forgets it.
+        log.delete_records(7).unwrap();
+        assert!(log.aborted_in(0, 9).is_empty());
+    }
+
     fn seg(base: i64, last: i64) -> SegmentMeta {
         SegmentMeta {
             base,
@@ -566,19 +702,21 @@ mod tests {
         let (b1, l1, bytes1) = log.assign(&batch(2));
         assert_eq!((b1, l1), (3, 4));
         assert_eq!(&bytes1[0..8], &3i64.to_be_bytes());
-        assert!(matches!(log.read(0, 1 << 20).unwrap(), ReadPlan::Hot(v) if v.is_empty()));
+        assert!(
+            matches!(log.read(0, 1 << 20, i64::MAX).unwrap(), ReadPlan::Hot(v) if v.is_empty())
+        );
         let (tx, mut rx) = oneshot::channel();
         log.add_waiter(0, 2, tx);
         assert!(log.on_durable(seg(0, 2)));
         log.release_acknowledged();
         assert_eq!(rx.try_recv().unwrap().unwrap().base_offset, 0);
         assert_eq!(log.high_watermark(), 3);
-        match log.read(0, 1 << 20).unwrap() {
+        match log.read(0, 1 << 20, i64::MAX).unwrap() {
             ReadPlan::Hot(v) => assert_eq!(v.len(), 1, "only the durable batch is visible"),
             p => panic!("{p:?}"),
         }
         assert!(
-            log.read(4, 1).is_err(),
+            log.read(4, 1, i64::MAX).is_err(),
             "beyond the high watermark is out of range"
         );
     }
@@ -604,11 +742,11 @@ mod tests {
             (log.log_start(), log.high_watermark(), log.next_offset()),
             (10, 30, 30)
         );
-        match log.read(25, 1 << 20).unwrap() {
+        match log.read(25, 1 << 20, i64::MAX).unwrap() {
             ReadPlan::Cold(s) => assert_eq!(s[0].base, 20),
             p => panic!("{p:?}"),
         }
-        assert!(log.read(9, 100).is_err());
+        assert!(log.read(9, 100, i64::MAX).is_err());
     }
 
     #[test]
@@ -636,7 +774,7 @@ mod tests {
         assert!(log.apply_merge(&run, merged.clone()));
         assert_eq!(log.segments().count(), 4);
         assert!(!log.apply_merge(&run, merged), "inputs gone: refused");
-        match log.read(15, 1 << 20).unwrap() {
+        match log.read(15, 1 << 20, i64::MAX).unwrap() {
             ReadPlan::Cold(s) => assert_eq!(s[0].path, "m"),
             p => panic!("{p:?}"),
         }

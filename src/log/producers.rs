@@ -110,6 +110,24 @@ impl ProducerStates {
         }
     }
 
+    /// The epoch the partition knows for producer `pid`.
+    pub fn epoch_of(&self, pid: i64) -> Option<i16> {
+        self.map.get(&pid).map(|e| e.epoch)
+    }
+
+    /// A transaction marker of `pid` at `epoch` was appended: batches of older epochs are
+    /// refused from now on (INVALID_PRODUCER_EPOCH), and a newer epoch starts its sequences
+    /// again at 0. A marker of the current epoch keeps the sequences (Kafka continues them
+    /// across transactions).
+    pub fn fence_older_than(&mut self, pid: i64, epoch: i16) {
+        let e = self.map.entry(pid).or_default();
+        e.last_ms = crate::storage::writer::now_ms();
+        if epoch > e.epoch {
+            e.epoch = epoch;
+            e.batches.clear();
+        }
+    }
+
     pub fn record(&mut self, pid: i64, epoch: i16, b: BatchSeq) {
         self.record_at(pid, epoch, b, crate::storage::writer::now_ms());
     }

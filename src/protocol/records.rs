@@ -438,6 +438,8 @@ pub fn recompress(
         producer_epoch: h.producer_epoch,
         base_sequence: h.base_sequence,
         partition_leader_epoch: h.partition_leader_epoch,
+        transactional: h.is_transactional(),
+        control: h.is_control(),
     };
     let decoded_len = owned
         .iter()
@@ -628,6 +630,10 @@ pub struct BatchMeta {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub partition_leader_epoch: i32,
+    /// Part of a transaction (attribute bit 4).
+    pub transactional: bool,
+    /// A control batch: its record is a transaction marker (attribute bit 5).
+    pub control: bool,
 }
 
 impl BatchMeta {
@@ -640,6 +646,8 @@ impl BatchMeta {
             producer_epoch: -1,
             base_sequence: -1,
             partition_leader_epoch: 0,
+            transactional: false,
+            control: false,
         }
     }
 }
@@ -782,6 +790,12 @@ impl BatchBuilder {
         if m.timestamp_type == 1 {
             attributes |= ATTR_TIMESTAMP_LOG_APPEND;
         }
+        if m.transactional {
+            attributes |= ATTR_TRANSACTIONAL;
+        }
+        if m.control {
+            attributes |= ATTR_CONTROL;
+        }
         h.extend_from_slice(&attributes.to_be_bytes());
         h.extend_from_slice(&((self.last_offset - m.base_offset) as i32).to_be_bytes());
         h.extend_from_slice(&self.base_ts.to_be_bytes());
@@ -850,6 +864,94 @@ pub fn count_records(buf: &[u8]) -> u64 {
         pos += h.total_len();
     }
     n
+}
+
+/// Control record key of a transaction marker: version 0, type ABORT (0) or COMMIT (1).
+pub fn marker_key(commit: bool) -> [u8; 4] {
+    [0, 0, 0, commit as u8]
+}
+
+/// What a control record's key says: `Some(true)` COMMIT, `Some(false)` ABORT, `None` any
+/// other control record type (Kafka ignores those when reading).
+pub fn marker_kind(key: Option<&[u8]>) -> Option<bool> {
+    match key? {
+        [_, _, 0, 0, ..] => Some(false),
+        [_, _, 0, 1, ..] => Some(true),
+        _ => None,
+    }
+}
+
+/// The marker a control batch holds (`Some(true)` COMMIT, `Some(false)` ABORT), read from its
+/// first record's key; `None` for anything else. Control batches are never compressed.
+pub fn control_batch_kind(batch: &Bytes) -> Option<bool> {
+    let h = BatchHeader::parse(batch).ok()?;
+    if !h.is_control() || h.codec().ok()? != Codec::None {
+        return None;
+    }
+    let mut kind = None;
+    parse_records_with(&h, batch, Codec::None, batch.len(), |r| {
+        if kind.is_none() {
+            kind = Some(marker_kind(r.key.as_deref()));
+        }
+        Ok(())
+    })
+    .ok()?;
+    kind.flatten()
+}
+
+/// A COMMIT or ABORT control batch as a partition leader writes it when a transaction ends
+/// (Kafka's `EndTransactionMarker`): one record whose key is the marker type and whose value
+/// is version 0 and the coordinator epoch; never compressed; base sequence -1; base offset 0
+/// (the leader assigns it).
+pub fn end_txn_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Result<Bytes> {
+    let meta = BatchMeta {
+        producer_id,
+        producer_epoch,
+        transactional: true,
+        control: true,
+        ..BatchMeta::plain(0)
+    };
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut b = BatchBuilder::new(meta, timestamp, 32);
+    b.push(
+        0,
+        timestamp,
+        Some(&marker_key(commit)),
+        Some(&value),
+        std::iter::empty(),
+    );
+    Ok(Bytes::from(b.finish(Codec::None, 0)?))
+}
+
+/// [`end_txn_marker`] ready for a partition leader's append (markers skip the producer checks
+/// of [`validate_produce`], which refuses control batches from clients).
+pub fn marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Result<ValidatedBatch> {
+    let bytes = end_txn_marker(
+        producer_id,
+        producer_epoch,
+        commit,
+        coordinator_epoch,
+        timestamp,
+    )?;
+    Ok(ValidatedBatch {
+        header: BatchHeader::parse(&bytes)?,
+        decoded_len: bytes.len() - BATCH_HEADER_LEN,
+        bytes,
+        keyless: Vec::new(),
+    })
 }
 
 #[cfg(test)]

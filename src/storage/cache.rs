@@ -11,7 +11,7 @@
 //! groups of a write-ahead object, never the other partitions'. The Parquet decode runs off
 //! the event loop (`spawn_blocking`).
 
-use super::segment::{group_of, ObjectBytes, ObjectIndex, ProducerBatch, StoredBatch};
+use super::segment::{group_of, ObjectBytes, ObjectIndex, ProducerBatch, StoredBatch, TxnEvent};
 use super::writer::SegmentMeta;
 use super::Storage;
 use crate::error::{Error, Result};
@@ -282,6 +282,26 @@ impl SegmentCache {
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
             out.extend(b);
+        }
+        Ok(out)
+    }
+
+    /// The transaction events of `seg` (start-up, once transactions are in use): row groups
+    /// whose statistics show no transactional row are not fetched.
+    pub async fn txn_events(&self, storage: &Storage, seg: &SegmentMeta) -> Result<Vec<TxnEvent>> {
+        let index = self.object(storage, &seg.path, object_size(seg)).await?;
+        let (first, starts) = span(&index, seg)?;
+        let mut out = Vec::new();
+        for group in first..first + starts.len() {
+            if !index.may_hold_transactions(group) {
+                continue;
+            }
+            let bytes = Self::group_bytes(storage, &seg.path, &index, group).await?;
+            let index = index.clone();
+            let e = tokio::task::spawn_blocking(move || index.txn_events(&bytes, group))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            out.extend(e);
         }
         Ok(out)
     }

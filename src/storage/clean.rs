@@ -10,12 +10,18 @@
 //! a cleaned segment is never empty and the partition's next offset is unchanged. The leader
 //! swaps the index and deletes the inputs afterwards, exactly like a merge — a crash in
 //! between leaves both, and recovery keeps the newest generation.
+//!
+//! Transactions: the leader cleans only below the last stable offset; records of aborted
+//! transactions are dropped (as Kafka's cleaner does) and never count as a key's newest value;
+//! transaction markers are kept (their offsets bound the aborted list of read_committed
+//! fetches).
 
 use super::cache::SegmentCache;
 use super::segment::{SegmentEncoder, SEGMENT_COLUMNS};
 use super::writer::{now_ms, SegmentMeta};
 use super::{cleaned_segment_path, Storage};
 use crate::error::{Error, Result};
+use crate::log::transactions::Aborted;
 use crate::log::TopicPartition;
 use arrow::array::{Array, BinaryArray, BooleanArray, Int64Array, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
@@ -37,20 +43,76 @@ fn key_hash(k: &[u8]) -> KeyHash {
     (a.finish(), b.finish())
 }
 
-/// Newest offset of every key seen so far, and the run's newest offset.
+/// Newest offset of every key seen so far, the run's newest offset, and the aborted
+/// transactions of the partition (their records are dropped).
 #[derive(Default)]
 struct KeyMap {
     newest: HashMap<KeyHash, i64>,
     last: i64,
+    aborted: Vec<Aborted>,
 }
+
+/// What a row is to the cleaner.
+#[derive(PartialEq)]
+enum Row {
+    Data,
+    Marker,
+    Aborted,
+}
+
+/// Classifies rows by their transaction columns (absent from objects written before them:
+/// plain data).
+struct Classifier<'a> {
+    pids: Option<&'a Int64Array>,
+    txn: Option<&'a BooleanArray>,
+    control: Option<&'a BooleanArray>,
+}
+
+impl<'a> Classifier<'a> {
+    fn new(rows: &'a RecordBatch) -> Classifier<'a> {
+        Classifier {
+            pids: col::<Int64Array>(rows, "producer_id").ok(),
+            txn: col::<BooleanArray>(rows, "is_transactional").ok(),
+            control: col::<BooleanArray>(rows, "is_control").ok(),
+        }
+    }
+
+    fn row(&self, i: usize, offset: i64, aborted: &[Aborted]) -> Row {
+        if self.control.is_some_and(|c| c.value(i)) {
+            return Row::Marker;
+        }
+        if let (Some(t), Some(p)) = (self.txn, self.pids) {
+            let pid = p.value(i);
+            if t.value(i)
+                && aborted.iter().any(|a| {
+                    a.producer_id == pid && a.first_offset <= offset && offset < a.last_offset
+                })
+            {
+                return Row::Aborted;
+            }
+        }
+        Row::Data
+    }
+}
+
+/// Columns the first pass reads.
+const KEY_COLUMNS: [&str; 5] = [
+    "offset",
+    "key",
+    "producer_id",
+    "is_transactional",
+    "is_control",
+];
 
 fn scan(map: &mut KeyMap, rows: RecordBatch) -> Result<()> {
     let offsets = col::<Int64Array>(&rows, "offset")?;
     let keys = col::<BinaryArray>(&rows, "key")?;
+    let kind = Classifier::new(&rows);
     for i in 0..rows.num_rows() {
-        map.last = map.last.max(offsets.value(i));
-        if !keys.is_null(i) {
-            map.newest.insert(key_hash(keys.value(i)), offsets.value(i));
+        let off = offsets.value(i);
+        map.last = map.last.max(off);
+        if !keys.is_null(i) && kind.row(i, off, &map.aborted) == Row::Data {
+            map.newest.insert(key_hash(keys.value(i)), off);
         }
     }
     Ok(())
@@ -72,11 +134,17 @@ fn copy(st: &mut Copy, rows: RecordBatch) -> Result<()> {
     let keys = col::<BinaryArray>(&rows, "key")?;
     let values = col::<BinaryArray>(&rows, "value")?;
     let ts = col::<TimestampMillisecondArray>(&rows, "timestamp")?;
+    let kind = Classifier::new(&rows);
     let keep: BooleanArray = (0..rows.num_rows())
         .map(|i| {
             let off = offsets.value(i);
             if off == st.map.last {
                 return Some(true);
+            }
+            match kind.row(i, off, &st.map.aborted) {
+                Row::Marker => return Some(true),
+                Row::Aborted => return Some(false),
+                Row::Data => {}
             }
             if keys.is_null(i) {
                 // Written before the topic became compacted: nothing to compare with.
@@ -118,7 +186,8 @@ pub struct Cleaned {
     pub dropped: u64,
 }
 
-/// Clean `inputs` (consecutive table-layout segments of one partition).
+/// Clean `inputs` (consecutive table-layout segments of one partition, below its last
+/// stable offset); `aborted` lists the partition's aborted transactions.
 pub async fn clean_segments(
     storage: &Storage,
     cache: &SegmentCache,
@@ -126,10 +195,11 @@ pub async fn clean_segments(
     mut inputs: Vec<SegmentMeta>,
     zstd_level: i32,
     delete_retention_ms: i64,
+    aborted: Vec<Aborted>,
 ) -> Result<Cleaned> {
-    const KEY_COLUMNS: [&str; 2] = ["offset", "key"];
     let mut map = KeyMap {
         last: -1,
+        aborted,
         ..Default::default()
     };
     for (i, s) in inputs.iter().enumerate() {

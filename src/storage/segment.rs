@@ -13,7 +13,11 @@
 //! | `sequence` | int32 |
 //! | `batch_base_offset` | int64 (rebuilds the original batch boundaries) |
 //! | `compression` | int8: the batch's codec as stored (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd); cold reads re-compress with it |
+//! | `is_transactional` | bool: the record belongs to a transaction |
+//! | `is_control` | bool: a transaction marker (COMMIT/ABORT), not data: key = version i16 + type i16 (0 abort, 1 commit), value = version i16 + coordinator epoch i32 |
 //!
+//! Columns added later (`compression`, `is_transactional`, `is_control`) are absent from older
+//! objects; readers fill them in (see [`with_later_columns`]).
 //! Row groups hold whole batches, about [`ROW_GROUP_TARGET_BYTES`] each. Pages are
 //! zstd-compressed, except in flushes under [`COMPRESS_FROM_BYTES`]. Encoding and decoding are
 //! plain CPU functions: callers run them with `spawn_blocking`, never on an actor's event loop.
@@ -22,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::protocol::compression::Codec;
 use crate::protocol::records::{parse_records, BatchBuilder, BatchMeta};
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, Int16Array, Int32Array, Int64Array,
-    Int8Array, ListArray, StringArray, StringBuilder, StructArray, TimestampMillisecondArray,
+    Array, ArrayBuilder, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Int16Array,
+    Int32Array, Int64Array, Int8Array, ListArray, StringArray, StringBuilder, StructArray,
+    TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -75,6 +80,8 @@ pub fn schema() -> SchemaRef {
                 Field::new("sequence", DataType::Int32, false),
                 Field::new("batch_base_offset", DataType::Int64, false),
                 Field::new("compression", DataType::Int8, false),
+                Field::new("is_transactional", DataType::Boolean, false),
+                Field::new("is_control", DataType::Boolean, false),
             ]))
         })
         .clone()
@@ -171,6 +178,8 @@ struct Columns {
     seqs: Vec<i32>,
     batch_bases: Vec<i64>,
     codecs: Vec<i8>,
+    transactional: Vec<bool>,
+    control: Vec<bool>,
     /// Batch bytes appended since the last row group.
     bytes: usize,
 }
@@ -209,6 +218,8 @@ impl Columns {
             Arc::new(Int32Array::from(c.seqs)),
             Arc::new(Int64Array::from(c.batch_bases)),
             Arc::new(Int8Array::from(c.codecs)),
+            Arc::new(BooleanArray::from(c.transactional)),
+            Arc::new(BooleanArray::from(c.control)),
         ];
         let schema = match tag {
             None => schema(),
@@ -276,8 +287,14 @@ impl SegmentEncoder {
         if wal {
             // A write-ahead object holds a row group (or more) per partition: column statistics
             // would multiply its footer, which recovery and every cold read parse.
+            // …except the transaction flag: a start-up scan for transactions skips the row
+            // groups whose maximum says none is there.
             props = props
                 .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+                .set_column_statistics_enabled(
+                    col(&["is_transactional"]),
+                    parquet::file::properties::EnabledStatistics::Chunk,
+                )
                 .set_column_dictionary_enabled(col(&["topic"]), true)
                 .set_column_dictionary_enabled(col(&["topic_id"]), true);
         }
@@ -375,6 +392,8 @@ impl SegmentEncoder {
             });
             c.batch_bases.push(h.base_offset);
             c.codecs.push((h.attributes & 0x7) as i8);
+            c.transactional.push(h.is_transactional());
+            c.control.push(h.is_control());
             self.records += 1;
         }
         // Row groups are sized by decoded bytes: that is what a reader decodes per group.
@@ -390,13 +409,9 @@ impl SegmentEncoder {
         if !self.cols.offsets.is_empty() {
             self.flush_group()?;
         }
-        // Rows read from either kind of object, projected to the segment columns; segments
-        // written before the `compression` column say "none".
-        let mut columns = rows.columns().to_vec();
-        if columns.len() == SEGMENT_COLUMNS.len() - 1 {
-            columns.push(Arc::new(Int8Array::from(vec![0i8; rows.num_rows()])));
-        }
-        let rows = &RecordBatch::try_new(schema(), columns)
+        // Rows read from either kind of object, projected to the segment columns; columns
+        // added to the schema later are filled in for rows of older objects.
+        let rows = &RecordBatch::try_new(schema(), with_later_columns(rows))
             .map_err(|e| Error::Parquet(format!("segment schema differs: {e}")))?;
         let offsets = column::<Int64Array>(rows, "offset")?;
         let ts = column::<TimestampMillisecondArray>(rows, "timestamp")?;
@@ -820,8 +835,116 @@ impl ObjectIndex {
     }
 }
 
+/// Rows of any segment as the current segment schema has them: columns added to the schema
+/// later, absent from older objects, get the value that object's data had — `compression` 0
+/// (none recorded: served uncompressed), `is_transactional` and `is_control` false (there
+/// were no transactions before them).
+pub fn with_later_columns(rows: &RecordBatch) -> Vec<ArrayRef> {
+    let n = rows.num_rows();
+    schema()
+        .fields()
+        .iter()
+        .map(|f| match rows.column_by_name(f.name()) {
+            Some(c) => c.clone(),
+            None if f.data_type() == &DataType::Boolean => {
+                Arc::new(BooleanArray::from(vec![false; n])) as ArrayRef
+            }
+            None => Arc::new(Int8Array::from(vec![0i8; n])) as ArrayRef,
+        })
+        .collect()
+}
+
+/// A transaction event of a stored batch (the partition's transaction state is rebuilt from
+/// them at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEvent {
+    /// A transactional data batch of `producer_id` starting at `base`.
+    Data { producer_id: i64, base: i64 },
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id` at `offset`.
+    Marker {
+        producer_id: i64,
+        producer_epoch: i16,
+        offset: i64,
+        commit: bool,
+    },
+}
+
+impl ObjectIndex {
+    /// May row group `group` hold transactional rows? False for objects written before the
+    /// `is_transactional` column and for groups whose statistics say none is there.
+    pub fn may_hold_transactions(&self, group: usize) -> bool {
+        let Some(g) = self.meta.metadata().row_groups().get(group) else {
+            return false;
+        };
+        let Some(c) = g
+            .columns()
+            .iter()
+            .find(|c| c.column_path().parts() == ["is_transactional"])
+        else {
+            return false;
+        };
+        match c.statistics() {
+            Some(parquet::file::statistics::Statistics::Boolean(s)) => {
+                s.max_opt().copied().unwrap_or(true)
+            }
+            _ => true,
+        }
+    }
+
+    /// The transaction events of one row group, in offset order, from its small columns
+    /// (values are never read).
+    pub fn txn_events(&self, bytes: &ObjectBytes, group: usize) -> Result<Vec<TxnEvent>> {
+        if !self.may_hold_transactions(group) {
+            return Ok(Vec::new());
+        }
+        let names = [
+            "offset",
+            "key",
+            "producer_id",
+            "producer_epoch",
+            "batch_base_offset",
+            "is_transactional",
+            "is_control",
+        ];
+        let rb = self.read_group_columns(bytes, group, &names)?;
+        let offsets = column::<Int64Array>(&rb, "offset")?;
+        let keys = column::<BinaryArray>(&rb, "key")?;
+        let pids = column::<Int64Array>(&rb, "producer_id")?;
+        let epochs = column::<Int16Array>(&rb, "producer_epoch")?;
+        let bases = column::<Int64Array>(&rb, "batch_base_offset")?;
+        let txn = column::<BooleanArray>(&rb, "is_transactional")?;
+        let control = column::<BooleanArray>(&rb, "is_control")?;
+        let mut out = Vec::new();
+        let mut last_base = None;
+        for i in 0..rb.num_rows() {
+            if !txn.value(i) {
+                continue;
+            }
+            let (pid, offset) = (pids.value(i), offsets.value(i));
+            if control.value(i) {
+                let key = (!keys.is_null(i)).then(|| keys.value(i));
+                if let Some(commit) = crate::protocol::records::marker_kind(key) {
+                    out.push(TxnEvent::Marker {
+                        producer_id: pid,
+                        producer_epoch: epochs.value(i),
+                        offset,
+                        commit,
+                    });
+                }
+            } else if last_base != Some(bases.value(i)) {
+                last_base = Some(bases.value(i));
+                out.push(TxnEvent::Data {
+                    producer_id: pid,
+                    base: offset,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The columns of the segment schema (what readers of either kind of object project).
-pub const SEGMENT_COLUMNS: [&str; 11] = [
+pub const SEGMENT_COLUMNS: [&str; 13] = [
     "offset",
     "timestamp",
     "timestamp_type",
@@ -833,6 +956,8 @@ pub const SEGMENT_COLUMNS: [&str; 11] = [
     "sequence",
     "batch_base_offset",
     "compression",
+    "is_transactional",
+    "is_control",
 ];
 
 /// A segment held whole in memory, with the first offset of each row group: tests, benches
@@ -885,6 +1010,14 @@ impl SegmentIndex {
         let mut out = Vec::new();
         for g in 0..self.groups() {
             out.extend(self.object.producer_batches(&self.data, g)?);
+        }
+        Ok(out)
+    }
+
+    pub fn txn_events(&self) -> Result<Vec<TxnEvent>> {
+        let mut out = Vec::new();
+        for g in 0..self.groups() {
+            out.extend(self.object.txn_events(&self.data, g)?);
         }
         Ok(out)
     }
@@ -993,6 +1126,8 @@ fn decode_rows(
         let seqs = column::<Int32Array>(rb, "sequence")?;
         let bases = column::<Int64Array>(rb, "batch_base_offset")?;
         let codecs = column::<Int8Array>(rb, "compression").ok();
+        let txn_flags = column::<BooleanArray>(rb, "is_transactional").ok();
+        let control_flags = column::<BooleanArray>(rb, "is_control").ok();
         let hstruct = headers
             .values()
             .as_any()
@@ -1034,6 +1169,8 @@ fn decode_rows(
                             producer_epoch: epochs.value(i),
                             base_sequence: seqs.value(i),
                             partition_leader_epoch: 0,
+                            transactional: txn_flags.is_some_and(|c| c.value(i)),
+                            control: control_flags.is_some_and(|c| c.value(i)),
                         },
                         ts.value(i),
                         rows * avg_row,
@@ -1087,6 +1224,77 @@ mod tests {
             orig, got,
             "keys, tombstones, empty values and duplicate headers survive"
         );
+    }
+
+    /// Transactional batches and markers keep their attribute bits through Parquet (columns
+    /// `is_transactional`, `is_control`), and the transaction events are read back from the
+    /// small columns; rows of objects without those columns read as non-transactional.
+    #[test]
+    fn transactional_batches_and_markers_round_trip() {
+        let recs = records::tests::sample_records(3, 1_000);
+        let meta = BatchMeta {
+            producer_id: 42,
+            producer_epoch: 1,
+            base_sequence: 0,
+            transactional: true,
+            ..records::tests::meta()
+        };
+        let mut data = encode_batch(&meta, &recs, Codec::Zstd, 1).unwrap();
+        set_base_offset(&mut data, 10);
+        let mut marker = records::end_txn_marker(42, 1, false, 5, 2_000)
+            .unwrap()
+            .to_vec();
+        set_base_offset(&mut marker, 13);
+        let batches = vec![
+            Bytes::from(data),
+            Bytes::from(marker),
+            batch_at(14, 2, Codec::None),
+        ];
+        let seg = encode_segment(&batches, 0, 1).unwrap();
+        let back = decode_segment(seg.data.clone()).unwrap();
+        let headers: Vec<_> = back
+            .iter()
+            .map(|b| crate::protocol::records::BatchHeader::parse(&b.bytes).unwrap())
+            .collect();
+        assert!(headers[0].is_transactional() && !headers[0].is_control());
+        assert!(headers[1].is_transactional() && headers[1].is_control());
+        assert!(!headers[2].is_transactional() && !headers[2].is_control());
+        assert_eq!(headers[1].base_sequence, -1);
+        assert_eq!(
+            crate::protocol::records::control_batch_kind(&back[1].bytes),
+            Some(false)
+        );
+        assert_eq!(
+            back[1].bytes, batches[1],
+            "the marker is served byte for byte"
+        );
+        let index = SegmentIndex::load(seg.data, 10).unwrap();
+        assert_eq!(
+            index.txn_events().unwrap(),
+            vec![
+                TxnEvent::Data {
+                    producer_id: 42,
+                    base: 10
+                },
+                TxnEvent::Marker {
+                    producer_id: 42,
+                    producer_epoch: 1,
+                    offset: 13,
+                    commit: false
+                }
+            ]
+        );
+        // Without transactions, the statistics let a scan skip the row group.
+        let plain = encode_segment(&[batch_at(0, 2, Codec::None)], 0, 1).unwrap();
+        let plain = SegmentIndex::load(plain.data, 0).unwrap();
+        assert!(!plain.object.may_hold_transactions(0));
+        // Rows of an object written before the flags (projected without them) are filled in.
+        let rows = plain.read_group(0).unwrap();
+        let old = rows.project(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
+        let mut enc = SegmentEncoder::new(None).unwrap();
+        enc.push_rows(&old).unwrap();
+        let again = decode_segment(enc.finish().unwrap().data).unwrap();
+        assert_eq!(again.len(), 1);
     }
 
     #[test]
@@ -1212,7 +1420,7 @@ mod tests {
         );
         assert_eq!(parts[1].topic_id, crate::storage::hex_id(&[1; 16]));
         // The footer alone (the object's tail) locates everything.
-        let tail = data.slice(data.len() - 4096.min(data.len())..);
+        let tail = data.slice(data.len() - 8192.min(data.len())..);
         let index = ObjectIndex::from_tail(&tail, data.len() as u64)
             .unwrap()
             .unwrap();
