@@ -41,6 +41,11 @@ pub struct Settings {
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics with num_partitions = -1.
     pub default_partitions: i32,
+    /// Largest replication factor CreateTopics accepts. `None`: the number of live brokers,
+    /// as Kafka. The log's durability comes from the object store, not from copies on
+    /// brokers, so an operator may accept more (tools that create topics with replication
+    /// factor 3 then run against fewer brokers).
+    pub max_replication_factor: Option<i16>,
     /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
     pub max_request_bytes: usize,
     /// Largest record batch accepted on produce (Kafka's `message.max.bytes`).
@@ -362,6 +367,7 @@ impl Default for Settings {
             node_id: None,
             auto_create_topics: true,
             default_partitions: 1,
+            max_replication_factor: None,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_message_bytes: 1024 * 1024 + 12,
             max_in_flight_per_connection: 1000,
@@ -506,6 +512,9 @@ impl Settings {
         let bad = |k: &str, why: &str| Err(ConfigError(format!("{k}: {why}")));
         if self.default_partitions < 1 {
             return bad("default_partitions", "must be at least 1");
+        }
+        if self.max_replication_factor.is_some_and(|r| r < 1) {
+            return bad("max_replication_factor", "must be at least 1 (or null)");
         }
         if self.http_tls && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
             return bad("http_tls", "needs tls.cert_file and tls.key_file");

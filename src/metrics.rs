@@ -49,6 +49,8 @@ pub struct Metrics {
     pub sasl_failures: IntCounter,
     /// Requests (or parts of them) refused by the ACLs, by API and resource type.
     pub authorization_denials: IntCounterVec,
+    /// Transactions ended, by outcome (commit, abort, timeout: aborted by the coordinator).
+    pub transactions: IntCounterVec,
     pub connections_accepted: IntCounter,
     pub connections_refused: IntCounter,
     pub connections_open: IntGauge,
@@ -201,6 +203,12 @@ impl Metrics {
                 "Actions refused by the ACLs, by API and resource type",
                 &["api", "resource"],
             ),
+            transactions: counter_vec(
+                ns,
+                "transactions_total",
+                "Transactions completed by the transaction coordinator, by outcome (commit, abort; timeout counts the aborts of expired transactions)",
+                &["outcome"],
+            ),
             connections_accepted: c("connections_accepted_total", "Kafka connections accepted"),
             connections_refused: c(
                 "connections_refused_total",
@@ -234,6 +242,7 @@ impl Metrics {
             Box::new(m.tls_handshakes.clone()),
             Box::new(m.sasl_failures.clone()),
             Box::new(m.authorization_denials.clone()),
+            Box::new(m.transactions.clone()),
             Box::new(m.connections_accepted.clone()),
             Box::new(m.connections_refused.clone()),
             Box::new(m.connections_open.clone()),

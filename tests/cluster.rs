@@ -744,6 +744,21 @@ fn brokers_route_clients_to_leaders_and_coordinators() {
         answers.insert((r.node_id.0, r.port));
     }
     assert_eq!(answers.len(), 1, "one coordinator: {answers:?}");
+    // Transactions are not served in cluster mode: a non-retriable answer at once, with a
+    // reason (clients fail fast instead of retrying until their timeout).
+    let mut raw = Raw::connect(addrs[0]);
+    let mut req = kafka_protocol::messages::FindCoordinatorRequest::default();
+    req.key = "txn".into();
+    req.key_type = 1;
+    let ResponseKind::FindCoordinator(r) = raw.request(
+        ApiKey::FindCoordinator,
+        3,
+        RequestKind::FindCoordinator(req),
+    ) else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 53);
+    assert!(r.error_message.is_some_and(|m| m.contains("cluster mode")));
 }
 
 fn tn(name: &str) -> kafka_protocol::messages::TopicName {

@@ -1028,6 +1028,48 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
                 .with_include_authorized_operations(true)
                 .with_unknown_tagged_fields(t),
         ),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("txn")))
+                .with_v3_and_below_producer_id(ProducerId(7))
+                .with_v3_and_below_producer_epoch(0)
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(s("fuzz-topic")))
+                        .with_partitions(vec![0, 1]),
+                ])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("txn")))
+                .with_producer_id(ProducerId(7))
+                .with_group_id(GroupId(s("fuzz-group")))
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::EndTxn => RequestKind::EndTxn(
+            EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("txn")))
+                .with_producer_id(ProducerId(7))
+                .with_committed(true)
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s("txn")))
+                .with_group_id(GroupId(s("fuzz-group")))
+                .with_producer_id(ProducerId(7))
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s("fuzz-topic")))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_committed_offset(3)
+                                .with_committed_metadata(Some(s("m"))),
+                        ]),
+                ])
+                .with_unknown_tagged_fields(t),
+        ),
         other => panic!("no representative request for {other:?}: add one"),
     }
 }
@@ -1084,6 +1126,10 @@ fn empty_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
         other => panic!("no empty request for {other:?}: add one"),
     }
 }

@@ -200,6 +200,8 @@ fn first_flexible(key: ApiKey) -> i16 {
         ApiKey::DescribeUserScramCredentials | ApiKey::AlterUserScramCredentials => 0,
         ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => 0,
         ApiKey::OffsetDelete | ApiKey::SaslHandshake => i16::MAX,
+        ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn => 3,
+        ApiKey::EndTxn | ApiKey::TxnOffsetCommit => 3,
         other => panic!("no flexible-version entry for {other:?}"),
     }
 }
@@ -361,6 +363,8 @@ fn default_request(key: ApiKey) -> RequestKind {
             RequestKind::ListPartitionReassignments(Default::default())
         }
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
         other => panic!("no default request for {other:?}"),
     }
 }
@@ -399,6 +403,8 @@ const NO_TOP_LEVEL_ARRAY: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
     ApiKey::DescribeCluster,
     ApiKey::DescribeAcls,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
 ];
 
 /// APIs whose arrays exist only in flexible versions (FindCoordinator v4 coordinator_keys,
@@ -458,6 +464,21 @@ fn top_level_bombs() -> Vec<Case> {
         }),
         top("topics", K::Fetch, 4, |h| {
             h.i32(-1).i32(0).i32(0).i32(i32::MAX).i8(0)
+        }),
+        // AddPartitionsToTxn v0-3: transactional_id, producer_id, producer_epoch, topics.
+        top("v3_and_below_topics", K::AddPartitionsToTxn, 3, |h| {
+            h.str("").i64(0).i16(0)
+        }),
+        top("v3_and_below_topics", K::AddPartitionsToTxn, 0, |h| {
+            h.str("").i64(0).i16(0)
+        }),
+        // TxnOffsetCommit: transactional_id, group_id, producer_id, producer_epoch, (v3+:
+        // generation_id, member_id, group_instance_id), topics.
+        top("topics", K::TxnOffsetCommit, 3, |h| {
+            h.str("").str("").i64(0).i16(0).i32(-1).str("").null_str()
+        }),
+        top("topics", K::TxnOffsetCommit, 2, |h| {
+            h.str("").str("").i64(0).i16(0)
         }),
         // ListOffsets: replica_id, isolation_level (v2+), topics.
         top("topics", K::ListOffsets, 10, |h| h.i32(0).i8(0)),

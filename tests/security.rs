@@ -115,14 +115,24 @@ fn idempotent_producer_dedup_gaps_fencing_and_restart() {
         pid2 > pid,
         "producer ids never repeat across restarts ({pid2} after {pid})"
     );
+    // A transactional id: its own producer id (never an idempotent one's), epoch 0; a
+    // transaction timeout outside 1 ms..15 min is INVALID_TRANSACTION_TIMEOUT.
     let mut req = InitProducerIdRequest::default();
     req.transactional_id = Some(TransactionalId(StrBytes::from_static_str("txn")));
-    let ResponseKind::InitProducerId(r) =
-        raw.request(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req))
-    else {
-        panic!()
-    };
-    assert_eq!(r.error_code, 53, "no transactions");
+    for (timeout, code) in [(0, 50), (900_001, 50), (60_000, 0)] {
+        req.transaction_timeout_ms = timeout;
+        let ResponseKind::InitProducerId(r) = raw.request(
+            ApiKey::InitProducerId,
+            4,
+            RequestKind::InitProducerId(req.clone()),
+        ) else {
+            panic!()
+        };
+        assert_eq!(r.error_code, code, "timeout {timeout}");
+        if code == 0 {
+            assert!(r.producer_id.0 > pid2 && r.producer_epoch == 0, "{r:?}");
+        }
+    }
 }
 
 /// librdkafka with enable.idempotence produces through InitProducerId and sequence numbers.

@@ -104,3 +104,116 @@ fn transactional_records_are_refused_and_isolation_levels_answer_as_kafka() {
     assert_eq!(latest(&mut raw, 1), 3);
     assert_eq!(latest(&mut raw, 0), 3);
 }
+
+/// Values of `topic` partition 0 read from the beginning at an isolation level, until EOF
+/// (which read_committed reaches only once the last stable offset caught up).
+fn read_values(bootstrap: &str, topic: &str, isolation: &str) -> Option<Vec<String>> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::Message;
+    use rdkafka::types::RDKafkaErrorCode;
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "txn-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match c.poll(std::time::Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into())
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Some(out),
+            Some(Err(e)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) => {
+                return Some(out)
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// kill -9 of the broker with one transaction committed and one open: after the restart the
+/// committed records stay visible to read_committed consumers, the open transaction is
+/// aborted once its timeout passes (its records never show up under read_committed, the LSO
+/// moves on), and the transactional id works again.
+#[test]
+fn transactions_survive_kill9() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap().to_string();
+    let (kp, hp) = (free_port(), free_port());
+    let b = BinaryBroker::start(&storage, kp, hp, &[]);
+    let bootstrap = b.bootstrap();
+    let producer = |bootstrap: &str| -> ThreadedProducer<DefaultProducerContext> {
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("transactional.id", "survivor")
+            .set("transaction.timeout.ms", "3000")
+            .set("linger.ms", "1")
+            .create()
+            .unwrap();
+        p.init_transactions(Duration::from_secs(30)).unwrap();
+        p
+    };
+    let p = producer(&bootstrap);
+    p.begin_transaction().unwrap();
+    for i in 0..10 {
+        let v = format!("committed-{i}");
+        p.send(BaseRecord::<(), _>::to("kept").payload(&v).partition(0))
+            .unwrap();
+    }
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    for i in 0..5 {
+        let v = format!("open-{i}");
+        p.send(BaseRecord::<(), _>::to("kept").payload(&v).partition(0))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    // The open transaction holds read_committed readers at its first offset.
+    let before = read_values(&bootstrap, "kept", "read_committed").unwrap();
+    assert_eq!(before.len(), 10);
+    std::mem::forget(p); // no abort on drop: the process dies with the transaction open
+    b.kill9();
+
+    let b = BinaryBroker::start(&storage, kp, hp, &[]);
+    let bootstrap = b.bootstrap();
+    // Within the timeout (3 s) plus the coordinator's sweep, the open transaction is aborted.
+    let committed = read_values(&bootstrap, "kept", "read_committed").expect("LSO moved on");
+    let expected: Vec<String> = (0..10).map(|i| format!("committed-{i}")).collect();
+    assert_eq!(committed, expected);
+    let all = read_values(&bootstrap, "kept", "read_uncommitted").unwrap();
+    assert_eq!(all.len(), 15, "{all:?}");
+    // The id is usable again, and a restart keeps the aborted list (rebuilt from storage).
+    let p = producer(&bootstrap);
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<(), _>::to("kept")
+            .payload("after")
+            .partition(0),
+    )
+    .unwrap();
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    drop(p);
+    b.kill9();
+    let b = BinaryBroker::start(&storage, kp, hp, &[]);
+    let mut expected = expected;
+    expected.push("after".into());
+    assert_eq!(
+        read_values(&b.bootstrap(), "kept", "read_committed").unwrap(),
+        expected
+    );
+}

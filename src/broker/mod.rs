@@ -175,6 +175,11 @@ pub struct Broker {
     /// Produced bytes not yet durable, in KiB permits (`max_unflushed_bytes`): a Produce takes
     /// its frame's size before it is read further and gives it back once durable.
     pub unflushed: Arc<tokio::sync::Semaphore>,
+    /// The transaction coordinator (standalone mode; unset in cluster mode, which refuses
+    /// transactional ids).
+    pub transactions: std::sync::OnceLock<Addr<crate::txn::coordinator::TxnCoordinator>>,
+    /// What Produce checks transactional records against (kept by the coordinator).
+    pub txn_index: Arc<Mutex<crate::txn::coordinator::TxnIndex>>,
     unflushed_total_kib: u32,
 }
 
@@ -229,6 +234,11 @@ impl Broker {
             metrics.clone(),
         );
         let cache = Arc::new(SegmentCache::new(settings.storage.segment_cache_bytes));
+        // Transactional ids (standalone mode; cluster mode does not serve transactions yet).
+        let (txn_docs, txn_in_use) = match &cluster {
+            None => crate::txn::coordinator::load(&storage).await?,
+            Some(_) => (Vec::new(), false),
+        };
         let env = LeaderEnv {
             writer: writer_tx,
             storage: storage.clone(),
@@ -244,9 +254,7 @@ impl Broker {
             producer_expiration: Duration::from_millis(settings.producer_id_expiration_ms),
             cluster: cluster.clone(),
             compaction_delay_ms: settings.compaction_delay_ms() as i64,
-            // Nothing writes transactional records yet (the transaction coordinator is not
-            // served: Produce refuses them), so no partition holds any to rebuild.
-            transactions_in_use: Arc::new(AtomicBool::new(false)),
+            transactions_in_use: Arc::new(AtomicBool::new(txn_in_use)),
         };
         let cluster_id = match cluster_id {
             Some(id) => id,
@@ -310,6 +318,8 @@ impl Broker {
             fetch_sessions: Mutex::new(sessions),
             unflushed: Arc::new(tokio::sync::Semaphore::new(unflushed_total_kib as usize)),
             unflushed_total_kib,
+            transactions: std::sync::OnceLock::new(),
+            txn_index: Default::default(),
         });
         broker.load_scram_credentials().await?;
         broker.load_acls().await?;
@@ -344,6 +354,19 @@ impl Broker {
         });
         let n = broker.groups.recover().await?;
         tracing::info!("recovered {n} consumer group(s)");
+        // After the partitions and groups: transactions prepared before a restart write their
+        // markers and offsets now.
+        let ids = txn_docs.len();
+        let coordinator = crate::txn::coordinator::TxnCoordinator::new(
+            Arc::downgrade(&broker),
+            broker.storage.clone(),
+            txn_docs,
+            broker.txn_index.clone(),
+            txn_in_use,
+        )
+        .start();
+        let _ = broker.transactions.set(coordinator);
+        tracing::info!("recovered {ids} transactional id(s)");
         broker.ready.store(true, Ordering::SeqCst);
         Ok(broker)
     }
@@ -647,6 +670,12 @@ impl Broker {
             .map(|l| format!("{}://{}:{}", l.name(), l.advertised_host, l.advertised_port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// A transactional id exists: partition leaders started from now on rebuild their
+    /// transaction state from storage.
+    pub fn mark_transactions_in_use(&self) {
+        self.env.transactions_in_use.store(true, Ordering::Relaxed);
     }
 
     /// A producer id never handed out before (InitProducerId).

@@ -566,6 +566,58 @@ impl Handler<Commit> for GroupCoordinator {
     }
 }
 
+/// The offsets of a committed transaction (TxnOffsetCommit, applied when the transaction
+/// coordinator commits): written like OffsetCommit's, without member checks (they were made
+/// when the offsets were sent). Answered once the offsets document is written.
+#[derive(Message)]
+#[rtype(result = "Result<(), i16>")]
+pub struct CommitTransactional {
+    /// (topic, partition, offset, leader epoch, metadata)
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+}
+
+impl Handler<CommitTransactional> for GroupCoordinator {
+    type Result = ResponseActFuture<Self, Result<(), i16>>;
+
+    fn handle(&mut self, m: CommitTransactional, ctx: &mut Context<Self>) -> Self::Result {
+        let now = now_ms();
+        let changes: Vec<_> = m
+            .offsets
+            .into_iter()
+            .map(|(t, p, offset, epoch, md)| {
+                (
+                    t,
+                    p,
+                    CommittedOffset {
+                        offset,
+                        leader_epoch: epoch,
+                        metadata: md,
+                        commit_ms: now,
+                    },
+                )
+            })
+            .collect();
+        if changes.is_empty() {
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commit_queue.push_back(CommitJob {
+            change: Change::Commit(changes),
+            reply: Some(tx),
+        });
+        self.start_write(ctx);
+        Box::pin(
+            async move {
+                match rx.await.unwrap_or(super::state::COORDINATOR_NOT_AVAILABLE) {
+                    code::NONE => Ok(()),
+                    c => Err(c),
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
 /// OffsetFetch: `None` = every committed partition.
 #[derive(Message)]
 #[rtype(result = "Vec<(String, i32, Option<CommittedOffset>)>")]

@@ -61,11 +61,20 @@ pub async fn handle(ctx: &RequestCtx, req: CreateTopicsRequest) -> CreateTopicsR
                 t.num_partitions
             };
             let live = broker.live_brokers().len() as i16;
-            if t.replication_factor != -1 && !(1..=live).contains(&t.replication_factor) {
-                return Err(Error::InvalidReplicationFactor(format!(
-                    "replication factor {} must be between 1 and the {live} live broker(s)",
-                    t.replication_factor
-                )));
+            let max = broker.settings.max_replication_factor.unwrap_or(live);
+            if t.replication_factor != -1 && !(1..=max).contains(&t.replication_factor) {
+                return Err(Error::InvalidReplicationFactor(
+                    match broker.settings.max_replication_factor {
+                        None => format!(
+                            "replication factor {} must be between 1 and the {live} live broker(s)",
+                            t.replication_factor
+                        ),
+                        Some(m) => format!(
+                        "replication factor {} must be between 1 and {m} (max_replication_factor)",
+                        t.replication_factor
+                    ),
+                    },
+                ));
             }
             let mut configs = BTreeMap::new();
             for c in &t.configs {

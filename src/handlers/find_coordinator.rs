@@ -1,6 +1,7 @@
 //! FindCoordinator (v0–4): standalone, this broker coordinates every group; in cluster mode the
-//! broker holding the group's coordinator slot does. v4 answers batched keys. There is no
-//! transaction coordinator yet: a TRANSACTION key gets the non-retriable
+//! broker holding the group's coordinator slot does. v4 answers batched keys. TRANSACTION keys
+//! (DESCRIBE on the TRANSACTIONAL_ID): standalone, this broker; in cluster mode there is no
+//! transaction coordinator yet and the key gets the non-retriable
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so, which librdkafka,
 //! kafka-python and aiokafka treat as fatal at once (the retriable COORDINATOR_NOT_AVAILABLE
 //! made them spin until their own 60–120 s timeouts).
@@ -40,13 +41,26 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
                     Some(StrBytes::from_static_str("Group authorization failed.")),
                 ),
             }
-        } else {
+        } else if b.transactions.get().is_none() {
             (
                 code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 Some(StrBytes::from_static_str(
-                    "transactions are not supported by this broker yet",
+                    "transactions are not supported in cluster mode yet",
                 )),
             )
+        } else if !ctx.allowed(
+            crate::auth::acl::op::DESCRIBE,
+            crate::auth::acl::resource::TRANSACTIONAL_ID,
+            key,
+        ) {
+            (
+                code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                Some(StrBytes::from_static_str(
+                    "Transactional Id authorization failed.",
+                )),
+            )
+        } else {
+            (code::NONE, None)
         }
     };
     if ctx.version >= 4 {

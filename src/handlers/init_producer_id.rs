@@ -1,6 +1,9 @@
 //! InitProducerId (v0–4): producer ids for idempotent producers (never repeated, see
-//! `broker::producer_ids`), and epoch bumps for a known producer (KIP-360, v3+).
-//! Transactional ids are refused: this broker has no transaction coordinator.
+//! `broker::producer_ids`), and epoch bumps for a known producer (KIP-360, v3+). With a
+//! transactional id (standalone mode) the transaction coordinator answers: the id's producer
+//! id with a bumped epoch, fencing an older instance (its ongoing transaction is aborted
+//! first: CONCURRENT_TRANSACTIONS until then, clients retry). WRITE on the TRANSACTIONAL_ID.
+//! Cluster mode refuses transactional ids (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 use super::RequestCtx;
 use crate::error::code;
@@ -10,8 +13,57 @@ pub async fn handle(ctx: &RequestCtx, req: InitProducerIdRequest) -> InitProduce
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        resp.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    // An empty transactional id is read as none (what the protocol's default encodes).
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        let id = id.to_string();
+        let presented = if ctx.version >= 3 {
+            (req.producer_id.0, req.producer_epoch)
+        } else {
+            (-1, -1)
+        };
+        // A KIP-360 pair with only one half set is malformed.
+        resp.error_code = if (presented.0 < 0) != (presented.1 < 0) {
+            code::INVALID_REQUEST
+        } else if !ctx.allowed(
+            crate::auth::acl::op::WRITE,
+            crate::auth::acl::resource::TRANSACTIONAL_ID,
+            &id,
+        ) {
+            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        } else {
+            match ctx.broker.transactions.get() {
+                None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                Some(c) => {
+                    // A producer id for a new transactional id (or an exhausted epoch); one
+                    // unused now and then is harmless (ids are never reused anyway).
+                    let fresh = match ctx.broker.allocate_producer_id().await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!("InitProducerId: {e}");
+                            resp.error_code = crate::group::state::COORDINATOR_NOT_AVAILABLE;
+                            return resp;
+                        }
+                    };
+                    match c
+                        .send(crate::txn::coordinator::Init {
+                            transactional_id: id,
+                            timeout_ms: req.transaction_timeout_ms,
+                            presented,
+                            fresh_id: fresh,
+                        })
+                        .await
+                    {
+                        Ok(Ok((pid, epoch))) => {
+                            resp.producer_id = ProducerId(pid);
+                            resp.producer_epoch = epoch;
+                            code::NONE
+                        }
+                        Ok(Err(e)) => crate::txn::coordinator::fenced_code(e, ctx.version, 4),
+                        Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
+                    }
+                }
+            }
+        };
         return resp;
     }
     // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (KIP-679).

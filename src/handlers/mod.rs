@@ -6,6 +6,8 @@
 //! version gets error 35 and our ranges (KIP-511) on an open connection; an unknown API key,
 //! an unsupported version of another API, or a body that does not decode closes the connection.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_user_scram_credentials;
@@ -27,6 +29,7 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -47,6 +50,7 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use crate::broker::Broker;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -89,6 +93,10 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiSpec { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiSpec { key: ApiKey::InitProducerId, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::AddPartitionsToTxn, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::EndTxn, min: 0, max: 4 },
+    ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 3 },
     ApiSpec { key: ApiKey::SaslHandshake, min: 0, max: 1 },
     ApiSpec { key: ApiKey::SaslAuthenticate, min: 0, max: 2 },
     ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
@@ -484,6 +492,10 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         RequestKind::OffsetDelete(r) => R::OffsetDelete(offset_delete::handle(ctx, r).await),
         RequestKind::CreatePartitions(r) => R::CreatePartitions(create_partitions::handle(ctx, r).await),
         RequestKind::InitProducerId(r) => R::InitProducerId(init_producer_id::handle(ctx, r).await),
+        RequestKind::AddPartitionsToTxn(r) => R::AddPartitionsToTxn(add_partitions_to_txn::handle(ctx, r).await),
+        RequestKind::AddOffsetsToTxn(r) => R::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, r).await),
+        RequestKind::EndTxn(r) => R::EndTxn(end_txn::handle(ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => R::TxnOffsetCommit(txn_offset_commit::handle(ctx, r).await),
         // Reaching dispatch means no SASL exchange is expected on this connection (the
         // Connection actor answers them itself while one is).
         RequestKind::SaslHandshake(_) => R::SaslHandshake(sasl_handshake::not_expected()),
@@ -560,6 +572,22 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
         R::DeleteGroups(r) => r.results.iter().map(|g| g.error_code).collect(),
         R::OffsetDelete(r) => vec![r.error_code],
         R::InitProducerId(r) => vec![r.error_code],
+        R::AddPartitionsToTxn(r) => r
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            })
+            .collect(),
+        R::AddOffsetsToTxn(r) => vec![r.error_code],
+        R::EndTxn(r) => vec![r.error_code],
+        R::TxnOffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
         R::SaslHandshake(r) => vec![r.error_code],
         R::SaslAuthenticate(r) => vec![r.error_code],
         R::ApiVersions(r) => vec![r.error_code],

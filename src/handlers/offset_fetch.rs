@@ -79,8 +79,44 @@ fn group_by_topic(ctx: &RequestCtx, found: Found, explicit: bool) -> ByTopic {
     out
 }
 
+/// Kafka's UNSTABLE_OFFSET_COMMIT: a transaction will commit an offset for the partition.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// require_stable (v7+, read_committed consumers): partitions whose offsets an ongoing
+/// transaction will commit answer UNSTABLE_OFFSET_COMMIT (retriable) with no offset, as Kafka.
+fn unstable(found: ByTopic, pending: &std::collections::BTreeSet<(String, i32)>) -> ByTopic {
+    if pending.is_empty() {
+        return found;
+    }
+    found
+        .into_iter()
+        .map(|(t, parts)| {
+            let parts = parts
+                .into_iter()
+                .map(
+                    |(p, c, err)| match err == code::NONE && pending.contains(&(t.clone(), p)) {
+                        true => (p, None, UNSTABLE_OFFSET_COMMIT),
+                        false => (p, c, err),
+                    },
+                )
+                .collect();
+            (t, parts)
+        })
+        .collect()
+}
+
 pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
+    let stable = ctx.version >= 7 && req.require_stable;
+    let pending = |group: &str| match stable {
+        true => ctx
+            .broker
+            .txn_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending_offsets(group),
+        false => Default::default(),
+    };
     let epoch = |c: &Option<CommittedOffset>| {
         if ctx.version >= 5 {
             c.as_ref().map_or(-1, |c| c.leader_epoch)
@@ -102,7 +138,8 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
             match lookup(ctx, g.group_id.as_str(), member, topics).await {
                 Err(e) => rg.error_code = e,
                 Ok(found) => {
-                    for (t, parts) in group_by_topic(ctx, found, explicit) {
+                    let found = group_by_topic(ctx, found, explicit);
+                    for (t, parts) in unstable(found, &pending(g.group_id.as_str())) {
                         let mut rt = OffsetFetchResponseTopics::default();
                         rt.name = TopicName(StrBytes::from_string(t));
                         for (p, c, err) in parts {
@@ -139,7 +176,8 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
             }
         }
         Ok(found) => {
-            for (t, parts) in group_by_topic(ctx, found, explicit) {
+            let found = group_by_topic(ctx, found, explicit);
+            for (t, parts) in unstable(found, &pending(req.group_id.as_str())) {
                 let mut rt = OffsetFetchResponseTopic::default();
                 rt.name = TopicName(StrBytes::from_string(t));
                 for (p, c, err) in parts {

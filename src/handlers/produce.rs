@@ -64,6 +64,11 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     let mut prepared = Vec::new();
     let by_id = ctx.version >= 13;
     let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
+    // WRITE on the transactional id (checked only if the request carries transactional
+    // records, which need it).
+    let txn_denied = transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.may(acl::op::WRITE, acl::resource::TRANSACTIONAL_ID, id));
     // Cluster mode: a topic created (or a partition moved here) through another broker may be
     // newer than this broker's view; look in the store before answering UNKNOWN_TOPIC or
     // NOT_LEADER.
@@ -124,16 +129,18 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
                     if batch.header.is_transactional() {
                         // Kafka: transactional records need the request's transactional id,
                         // and the partition must have been added to that id's ongoing
-                        // transaction. No transaction coordinator is served yet, so none can
-                        // have been: the records are refused rather than stored outside any
-                        // transaction (which would hold read_committed consumers forever).
-                        return Err(match transactional_id {
-                            None => Error::TransactionalIdAuthorization,
-                            Some(id) => Error::InvalidTxnState(format!(
-                                "{}-{idx} is not part of an ongoing transaction of '{id}'",
-                                topic.name
-                            )),
-                        });
+                        // transaction (under the producer's current epoch). Anything else
+                        // is refused rather than stored outside a transaction (which would
+                        // hold read_committed consumers back forever).
+                        let Some(id) = transactional_id.filter(|_| !txn_denied) else {
+                            return Err(Error::TransactionalIdAuthorization);
+                        };
+                        let h = &batch.header;
+                        broker
+                            .txn_index
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .check(&id, h.producer_id, h.producer_epoch, &topic.name, idx)?;
                     }
                     if topic.is_compacted() && !batch.keyless.is_empty() {
                         return Err(Error::KeylessRecords(

@@ -1,7 +1,7 @@
 //! Transactions (KIP-98): the transaction coordinator's per-id state machine
-//! ([`state::TxnMetadata`]). It is not served yet — InitProducerId still refuses transactional
-//! ids and FindCoordinator(TRANSACTION) fails fast (see `handlers::find_coordinator`) — until the
-//! partition side exists: transactional and control batches kept through the Parquet segments,
-//! the last stable offset and the aborted-transaction index that read_committed fetches need.
+//! ([`state::TxnMetadata`]) and the coordinator actor over it ([`coordinator`]), which persists
+//! every state change before acting on it and writes the markers through partition leaders.
+//! Standalone mode only: in cluster mode transactional ids are still refused.
 
+pub mod coordinator;
 pub mod state;

@@ -1,0 +1,99 @@
+//! TxnOffsetCommit (v0–3): stages consumer-group offsets in the ongoing transaction (the group
+//! must have been added with AddOffsetsToTxn, else INVALID_TXN_STATE); they are persisted with
+//! the transaction's state and written to the group when the transaction commits, dropped when
+//! it aborts. Meanwhile OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for
+//! them. WRITE on the TRANSACTIONAL_ID, READ on the GROUP and on each TOPIC. Member and
+//! generation fields are not checked against the group (Kafka checks them when present).
+
+use super::RequestCtx;
+use crate::auth::acl::{op, resource};
+use crate::error::code;
+use crate::txn::coordinator::{fenced_code, AddOffsets, PendingOffset};
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let id = req.transactional_id.to_string();
+    let group = req.group_id.to_string();
+    let broker = &ctx.broker;
+    let whole: Option<i16> = if id.is_empty() || group.is_empty() {
+        Some(code::INVALID_REQUEST)
+    } else if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, &id) {
+        Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    } else {
+        ctx.check_group(op::READ, &group).err()
+    };
+    let mut pre: Vec<Vec<Option<i16>>> = Vec::new();
+    let mut offsets = Vec::new();
+    for t in &req.topics {
+        let name = t.name.to_string();
+        let topic = broker.topic(&name);
+        let topic_ok = whole.is_some() || ctx.allowed(op::READ, resource::TOPIC, &name);
+        let mut codes = Vec::new();
+        for p in &t.partitions {
+            let e = if !topic_ok {
+                Some(code::TOPIC_AUTHORIZATION_FAILED)
+            } else if !topic
+                .as_ref()
+                .is_some_and(|tp| (0..tp.partition_count()).contains(&p.partition_index))
+            {
+                Some(code::UNKNOWN_TOPIC_OR_PARTITION)
+            } else {
+                offsets.push(PendingOffset {
+                    group: group.clone(),
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if ctx.version >= 2 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+                None
+            };
+            codes.push(e);
+        }
+        pre.push(codes);
+    }
+    let result: i16 = match whole {
+        Some(c) => c,
+        None if offsets.is_empty() => code::NONE,
+        None => match broker.transactions.get() {
+            None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            Some(c) => match c
+                .send(AddOffsets {
+                    transactional_id: id,
+                    producer_id: req.producer_id.0,
+                    producer_epoch: req.producer_epoch,
+                    offsets,
+                })
+                .await
+            {
+                Ok(Ok(())) => code::NONE,
+                // This API has no PRODUCER_FENCED in any version: INVALID_PRODUCER_EPOCH.
+                Ok(Err(e)) => fenced_code(e, ctx.version, i16::MAX),
+                Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
+            },
+        },
+    };
+    let mut resp = TxnOffsetCommitResponse::default();
+    for (t, codes) in req.topics.iter().zip(pre) {
+        let mut rt = TxnOffsetCommitResponseTopic::default();
+        rt.name = t.name.clone();
+        for (p, e) in t.partitions.iter().zip(codes) {
+            let mut rp = TxnOffsetCommitResponsePartition::default();
+            rp.partition_index = p.partition_index;
+            rp.error_code = match whole {
+                Some(c) => c,
+                None => e.unwrap_or(result),
+            };
+            rt.partitions.push(rp);
+        }
+        resp.topics.push(rt);
+    }
+    resp
+}
