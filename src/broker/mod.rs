@@ -239,6 +239,7 @@ impl Broker {
             None => crate::txn::coordinator::load(&storage).await?,
             Some(_) => (Vec::new(), false),
         };
+        let txn_index: Arc<Mutex<crate::txn::coordinator::TxnIndex>> = Default::default();
         let env = LeaderEnv {
             writer: writer_tx,
             storage: storage.clone(),
@@ -255,6 +256,7 @@ impl Broker {
             cluster: cluster.clone(),
             compaction_delay_ms: settings.compaction_delay_ms() as i64,
             transactions_in_use: Arc::new(AtomicBool::new(txn_in_use)),
+            txn_index: txn_index.clone(),
         };
         let cluster_id = match cluster_id {
             Some(id) => id,
@@ -319,7 +321,7 @@ impl Broker {
             unflushed: Arc::new(tokio::sync::Semaphore::new(unflushed_total_kib as usize)),
             unflushed_total_kib,
             transactions: std::sync::OnceLock::new(),
-            txn_index: Default::default(),
+            txn_index,
         });
         broker.load_scram_credentials().await?;
         broker.load_acls().await?;

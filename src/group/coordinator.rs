@@ -25,7 +25,7 @@ const TICK: Duration = Duration::from_millis(100);
 const IDLE_STOP: Duration = Duration::from_secs(30);
 /// Kafka's offset.metadata.max.bytes.
 pub const MAX_METADATA_BYTES: usize = 4096;
-const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 
 type OffsetChange = (String, i32, CommittedOffset);
 
@@ -566,14 +566,59 @@ impl Handler<Commit> for GroupCoordinator {
     }
 }
 
-/// The offsets of a committed transaction (TxnOffsetCommit, applied when the transaction
-/// coordinator commits): written like OffsetCommit's, without member checks (they were made
-/// when the offsets were sent). Answered once the offsets document is written.
+/// TxnOffsetCommit's member check (KIP-447: a consumer fenced by a rebalance cannot commit
+/// through a transaction): with a member, instance or generation given, the same checks as
+/// OffsetCommit, except that a rebalance in progress is no reason to refuse (Kafka's
+/// transactional commit does not check it). Without any, accepted (a commit from outside the
+/// group, as Kafka allows for transactions).
+#[derive(Message)]
+#[rtype(result = "Result<(), i16>")]
+pub struct CheckTxnMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation: i32,
+}
+
+impl Handler<CheckTxnMember> for GroupCoordinator {
+    type Result = Result<(), i16>;
+
+    fn handle(&mut self, m: CheckTxnMember, _ctx: &mut Context<Self>) -> Self::Result {
+        if m.generation < 0 && m.member_id.is_empty() && m.instance_id.is_none() {
+            return Ok(());
+        }
+        let checked = if self.consumer.is_empty() {
+            self.group
+                .check_commit(&m.member_id, m.instance_id.as_deref(), m.generation)
+        } else {
+            self.consumer.check_commit(&m.member_id, m.generation, 9)
+        };
+        match checked {
+            Err(super::state::REBALANCE_IN_PROGRESS) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// An offset a transaction staged (TxnOffsetCommit) and now commits.
+#[derive(Debug, Clone)]
+pub struct StagedOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    /// When it was staged (ms).
+    pub staged_ms: i64,
+}
+
+/// The offsets of a committed transaction (applied when the transaction coordinator
+/// commits): written like OffsetCommit's, without member checks (made when they were staged);
+/// a partition committed after the offset was staged keeps that newer commit, as in Kafka.
+/// Answered once the offsets document is written.
 #[derive(Message)]
 #[rtype(result = "Result<(), i16>")]
 pub struct CommitTransactional {
-    /// (topic, partition, offset, leader epoch, metadata)
-    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+    pub offsets: Vec<StagedOffset>,
 }
 
 impl Handler<CommitTransactional> for GroupCoordinator {
@@ -584,14 +629,20 @@ impl Handler<CommitTransactional> for GroupCoordinator {
         let changes: Vec<_> = m
             .offsets
             .into_iter()
-            .map(|(t, p, offset, epoch, md)| {
+            .filter(|o| {
+                self.offsets
+                    .get(&o.topic)
+                    .and_then(|ps| ps.get(&o.partition))
+                    .is_none_or(|c| c.commit_ms <= o.staged_ms)
+            })
+            .map(|o| {
                 (
-                    t,
-                    p,
+                    o.topic,
+                    o.partition,
                     CommittedOffset {
-                        offset,
-                        leader_epoch: epoch,
-                        metadata: md,
+                        offset: o.offset,
+                        leader_epoch: o.leader_epoch,
+                        metadata: o.metadata,
                         commit_ms: now,
                     },
                 )

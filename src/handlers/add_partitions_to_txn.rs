@@ -25,6 +25,17 @@ pub async fn handle(
 ) -> AddPartitionsToTxnResponse {
     let id = req.v3_and_below_transactional_id.to_string();
     let broker = &ctx.broker;
+    // A transaction cannot hold more partitions than the broker has: a longer list (hostile,
+    // up to a 100 MB frame) is answered with nothing rather than echoed entry by entry.
+    let listed: usize = req
+        .v3_and_below_topics
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    if listed > broker.settings.max_partitions {
+        tracing::debug!("AddPartitionsToTxn listing {listed} partitions refused");
+        return AddPartitionsToTxnResponse::default();
+    }
     // Per topic, per partition: an error found before the coordinator is asked.
     let mut pre: Vec<(String, Vec<Checked>)> = Vec::new();
     let id_ok = ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, &id);
@@ -61,10 +72,11 @@ pub async fn handle(
     } else if any_error {
         None
     } else {
-        let partitions = pre
+        let partitions: std::collections::BTreeSet<(String, i32)> = pre
             .iter()
             .flat_map(|(t, ps)| ps.iter().map(move |(p, _)| (t.clone(), *p)))
             .collect();
+        let partitions = partitions.into_iter().collect();
         Some(match broker.transactions.get() {
             None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             Some(c) => match c

@@ -408,9 +408,15 @@ async fn read_all(
                     .min(pd.high_watermark);
                 pd.log_start_offset = start;
                 if committed {
+                    // Only those that may hold records of what is returned (Kafka's bound).
+                    let end = batches
+                        .last()
+                        .and_then(|b| crate::protocol::records::BatchHeader::parse(b).ok())
+                        .map_or(t.offset, |h| h.last_offset());
                     pd.aborted_transactions = Some(
                         aborted
                             .iter()
+                            .filter(|a| a.first_offset <= end)
                             .map(|a| {
                                 let mut t = AbortedTransaction::default();
                                 t.producer_id = a.producer_id.into();

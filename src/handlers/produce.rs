@@ -63,7 +63,8 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     // Phase 1, concurrently: validate (and recompress) every partition's batch.
     let mut prepared = Vec::new();
     let by_id = ctx.version >= 13;
-    let transactional_id = req.transactional_id.as_ref().map(|t| t.to_string());
+    let transactional_id: Option<Arc<str>> =
+        req.transactional_id.as_ref().map(|t| t.as_str().into());
     // WRITE on the transactional id (checked only if the request carries transactional
     // records, which need it).
     let txn_denied = transactional_id
@@ -183,24 +184,34 @@ pub async fn handle(ctx: &RequestCtx, mut req: ProduceRequest) -> Option<Produce
     if let Some(g) = gate.as_mut() {
         g.wait_turn().await;
     }
-    let appends = prepared.into_iter().map(|(idx, res)| async move {
-        let res: Result<(Arc<Topic>, u64, u64, AppendTicket)> = async {
-            let (topic, batch) = res?;
-            let part = topic.local(idx)?;
-            let (len, count) = (
-                batch.bytes.len() as u64,
-                batch.header.record_count.max(0) as u64,
-            );
-            let ticket =
-                match tokio::time::timeout_at(deadline, part.addr.send(Append { batch })).await {
+    let appends = prepared.into_iter().map(|(idx, res)| {
+        let transactional_id = transactional_id.clone();
+        async move {
+            let res: Result<(Arc<Topic>, u64, u64, AppendTicket)> = async {
+                let (topic, batch) = res?;
+                let part = topic.local(idx)?;
+                let (len, count) = (
+                    batch.bytes.len() as u64,
+                    batch.header.record_count.max(0) as u64,
+                );
+                let ticket = match tokio::time::timeout_at(
+                    deadline,
+                    part.addr.send(Append {
+                        batch,
+                        transactional_id: transactional_id.clone(),
+                    }),
+                )
+                .await
+                {
                     Err(_) => Err(Error::Timeout),
                     Ok(Err(_mailbox)) => Err(Error::NotLeader),
                     Ok(Ok(r)) => r,
                 }?;
-            Ok((topic, len, count, ticket))
+                Ok((topic, len, count, ticket))
+            }
+            .await;
+            (idx, res)
         }
-        .await;
-        (idx, res)
     });
     let queued = futures::future::join_all(appends).await;
     if let Some(g) = gate {

@@ -2,8 +2,9 @@
 //! must have been added with AddOffsetsToTxn, else INVALID_TXN_STATE); they are persisted with
 //! the transaction's state and written to the group when the transaction commits, dropped when
 //! it aborts. Meanwhile OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for
-//! them. WRITE on the TRANSACTIONAL_ID, READ on the GROUP and on each TOPIC. Member and
-//! generation fields are not checked against the group (Kafka checks them when present).
+//! them. WRITE on the TRANSACTIONAL_ID, READ on the GROUP and on each TOPIC. Member,
+//! instance and generation (v3+) are checked against the group when given (KIP-447:
+//! UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID).
 
 use super::RequestCtx;
 use crate::auth::acl::{op, resource};
@@ -25,6 +26,7 @@ pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetC
     } else {
         ctx.check_group(op::READ, &group).err()
     };
+    let now = crate::storage::writer::now_ms();
     let mut pre: Vec<Vec<Option<i16>>> = Vec::new();
     let mut offsets = Vec::new();
     for t in &req.topics {
@@ -33,8 +35,14 @@ pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetC
         let topic_ok = whole.is_some() || ctx.allowed(op::READ, resource::TOPIC, &name);
         let mut codes = Vec::new();
         for p in &t.partitions {
+            let too_large = p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > crate::group::coordinator::MAX_METADATA_BYTES);
             let e = if !topic_ok {
                 Some(code::TOPIC_AUTHORIZATION_FAILED)
+            } else if too_large {
+                Some(crate::group::coordinator::OFFSET_METADATA_TOO_LARGE)
             } else if !topic
                 .as_ref()
                 .is_some_and(|tp| (0..tp.partition_count()).contains(&p.partition_index))
@@ -52,6 +60,7 @@ pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetC
                         -1
                     },
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    staged_ms: now,
                 });
                 None
             };
@@ -59,7 +68,22 @@ pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetC
         }
         pre.push(codes);
     }
-    let result: i16 = match whole {
+    let member = match (&whole, offsets.is_empty()) {
+        (None, false) => match broker.groups.get_or_create(&group) {
+            Some(c) => c
+                .send(crate::group::coordinator::CheckTxnMember {
+                    member_id: req.member_id.to_string(),
+                    instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+                    generation: req.generation_id,
+                })
+                .await
+                .unwrap_or(Err(crate::group::state::COORDINATOR_NOT_AVAILABLE))
+                .err(),
+            None => Some(code::NOT_COORDINATOR),
+        },
+        _ => None,
+    };
+    let result: i16 = match whole.or(member) {
         Some(c) => c,
         None if offsets.is_empty() => code::NONE,
         None => match broker.transactions.get() {

@@ -82,6 +82,9 @@ pub struct LeaderEnv {
     /// list) from the stored transaction flags; before, no partition can hold any and the
     /// scan is skipped.
     pub transactions_in_use: Arc<std::sync::atomic::AtomicBool>,
+    /// The transaction coordinator's view of which partitions each producer id may write
+    /// transactionally (checked at append).
+    pub txn_index: Arc<Mutex<crate::txn::coordinator::TxnIndex>>,
 }
 
 pub struct PartitionLeader {
@@ -263,7 +266,9 @@ impl PartitionLeader {
     /// swap and the deletion of the inputs (after a grace period for reads planned with them)
     /// follow, so a crash anywhere leaves a state recovery resolves.
     fn run_merge(&mut self, ctx: &mut Context<Self>) {
-        if self.merging {
+        // Without the transaction state, cleaning would take aborted or open records for a
+        // key's newest value.
+        if self.merging || self.failed_rebuild {
             return;
         }
         let now = now_ms();
@@ -521,6 +526,8 @@ impl Actor for PartitionLeader {
 #[rtype(result = "Result<AppendTicket>")]
 pub struct Append {
     pub batch: ValidatedBatch,
+    /// The Produce request's transactional id (transactional records need one).
+    pub transactional_id: Option<Arc<str>>,
 }
 
 /// What an append is owed.
@@ -551,6 +558,27 @@ impl Handler<Append> for PartitionLeader {
         }
         let h = msg.batch.header;
         let idempotent = h.producer_id >= 0;
+        if h.is_transactional() {
+            // Checked again here, in append order: once the coordinator decided the
+            // transaction (its state is installed before any marker is sent), a batch that
+            // validated earlier but reaches the log only now is refused instead of landing
+            // after — or beside — the transaction's marker.
+            let id = msg
+                .transactional_id
+                .as_deref()
+                .ok_or(Error::TransactionalIdAuthorization)?;
+            self.env
+                .txn_index
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .check(
+                    id,
+                    h.producer_id,
+                    h.producer_epoch,
+                    &self.log.tp.topic,
+                    self.log.tp.partition,
+                )?;
+        }
         if idempotent && !h.is_transactional() && self.log.txns.is_open(h.producer_id) {
             return Err(Error::InvalidTxnState(
                 "non-transactional records of a producer with an open transaction".into(),

@@ -49,7 +49,8 @@ fn key_hash(k: &[u8]) -> KeyHash {
 struct KeyMap {
     newest: HashMap<KeyHash, i64>,
     last: i64,
-    aborted: Vec<Aborted>,
+    /// Aborted transactions by producer id: (first offset, marker offset), ascending.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 /// What a row is to the cleaner.
@@ -77,18 +78,19 @@ impl<'a> Classifier<'a> {
         }
     }
 
-    fn row(&self, i: usize, offset: i64, aborted: &[Aborted]) -> Row {
+    fn row(&self, i: usize, offset: i64, aborted: &HashMap<i64, Vec<(i64, i64)>>) -> Row {
         if self.control.is_some_and(|c| c.value(i)) {
             return Row::Marker;
         }
         if let (Some(t), Some(p)) = (self.txn, self.pids) {
-            let pid = p.value(i);
-            if t.value(i)
-                && aborted.iter().any(|a| {
-                    a.producer_id == pid && a.first_offset <= offset && offset < a.last_offset
-                })
-            {
-                return Row::Aborted;
+            if t.value(i) {
+                if let Some(ranges) = aborted.get(&p.value(i)) {
+                    // The last range starting at or before the offset.
+                    let k = ranges.partition_point(|&(first, _)| first <= offset);
+                    if k > 0 && offset < ranges[k - 1].1 {
+                        return Row::Aborted;
+                    }
+                }
             }
         }
         Row::Data
@@ -197,9 +199,19 @@ pub async fn clean_segments(
     delete_retention_ms: i64,
     aborted: Vec<Aborted>,
 ) -> Result<Cleaned> {
+    let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    for a in aborted {
+        by_producer
+            .entry(a.producer_id)
+            .or_default()
+            .push((a.first_offset, a.last_offset));
+    }
+    for ranges in by_producer.values_mut() {
+        ranges.sort_unstable();
+    }
     let mut map = KeyMap {
         last: -1,
-        aborted,
+        aborted: by_producer,
         ..Default::default()
     };
     for (i, s) in inputs.iter().enumerate() {

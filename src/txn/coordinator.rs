@@ -23,7 +23,7 @@ use crate::storage::writer::now_ms;
 use crate::storage::Storage;
 use actix::prelude::*;
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -48,6 +48,9 @@ pub struct PendingOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// When TxnOffsetCommit staged it (ms): a plain commit made after that wins, as in Kafka.
+    #[serde(default)]
+    pub staged_ms: i64,
 }
 
 /// The persisted document of one transactional id.
@@ -59,9 +62,15 @@ pub struct TxnDoc {
 }
 
 fn doc_path(id: &str) -> String {
-    // Hex keeps any transactional id a valid, flat object name.
-    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{PREFIX}{hex}.json")
+    // Hex keeps any transactional id a valid, flat object name; a long id is named by its
+    // SHA-256 instead (file names are limited to 255 bytes; the document holds the id).
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    if id.len() <= 100 {
+        format!("{PREFIX}{}.json", hex(id.as_bytes()))
+    } else {
+        let d = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+        format!("{PREFIX}sha256-{}.json", hex(d.as_ref()))
+    }
 }
 
 /// A producer id's transactional id, current epoch and ongoing transaction's partitions.
@@ -76,7 +85,8 @@ pub struct TxnIndex {
     producers: HashMap<i64, IdEpoch>,
     /// Partitions with offsets a transaction will commit, per group (OffsetFetch
     /// require_stable answers UNSTABLE_OFFSET_COMMIT for them).
-    pending_offsets: HashMap<String, BTreeSet<(String, i32)>>,
+    /// (Several transactional ids may stage the same partition: counted.)
+    pending_offsets: HashMap<String, BTreeMap<(String, i32), usize>>,
 }
 
 impl TxnIndex {
@@ -116,20 +126,37 @@ impl TxnIndex {
 
     /// Partitions of `group` whose offsets an ongoing transaction will commit.
     pub fn pending_offsets(&self, group: &str) -> BTreeSet<(String, i32)> {
-        self.pending_offsets.get(group).cloned().unwrap_or_default()
+        self.pending_offsets
+            .get(group)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forget what `old` contributed (it is replaced or removed).
+    fn remove(&mut self, old: &TxnDoc) {
+        self.producers.remove(&old.meta.producer_id);
+        if !stages_offsets(&old.meta) {
+            return;
+        }
+        for p in &old.offsets {
+            if let Some(m) = self.pending_offsets.get_mut(&p.group) {
+                let key = (p.topic.clone(), p.partition);
+                if let Some(n) = m.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&key);
+                    }
+                }
+                if m.is_empty() {
+                    self.pending_offsets.remove(&p.group);
+                }
+            }
+        }
     }
 
     fn install(&mut self, old: Option<&TxnDoc>, doc: &TxnDoc) {
         if let Some(o) = old {
-            self.producers.remove(&o.meta.producer_id);
-            for p in &o.offsets {
-                if let Some(s) = self.pending_offsets.get_mut(&p.group) {
-                    s.remove(&(p.topic.clone(), p.partition));
-                    if s.is_empty() {
-                        self.pending_offsets.remove(&p.group);
-                    }
-                }
-            }
+            self.remove(o);
         }
         let m = &doc.meta;
         // Every id is known with its epoch (a fenced producer gets INVALID_PRODUCER_EPOCH,
@@ -142,15 +169,22 @@ impl TxnIndex {
             m.producer_id,
             (m.transactional_id.clone(), m.producer_epoch, parts),
         );
-        if m.state == TxnState::Ongoing || m.state == TxnState::PrepareCommit {
+        if stages_offsets(m) {
             for p in &doc.offsets {
-                self.pending_offsets
+                *self
+                    .pending_offsets
                     .entry(p.group.clone())
                     .or_default()
-                    .insert((p.topic.clone(), p.partition));
+                    .entry((p.topic.clone(), p.partition))
+                    .or_default() += 1;
             }
         }
     }
+}
+
+/// Do this state's staged offsets count as pending (UNSTABLE_OFFSET_COMMIT)?
+fn stages_offsets(m: &TxnMetadata) -> bool {
+    m.state == TxnState::Ongoing || m.state == TxnState::PrepareCommit
 }
 
 /// PRODUCER_FENCED exists for clients from a version on (InitProducerId v4, the others v2);
@@ -297,17 +331,21 @@ impl TxnCoordinator {
         let fut = async move {
             let commit = doc.meta.state == TxnState::PrepareCommit;
             let m = &doc.meta;
+            // What is written already: a retry writes only the rest (one marker per partition).
+            let mut done = Progress::default();
+            let mut backoff = Duration::from_millis(100);
             loop {
                 let b = broker.upgrade()?;
-                match write_outcome(&b, &doc, commit).await {
+                match write_outcome(&b, &doc, commit, &mut done).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(
-                            "transaction '{}': markers not written yet ({e}); retrying",
+                            "transaction '{}': markers not all written yet ({e}); retrying in {backoff:?}",
                             m.transactional_id
                         );
                         drop(b);
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
             }
@@ -355,12 +393,8 @@ impl TxnCoordinator {
             .map(|e| e.doc.clone())
             .collect();
         for doc in expired {
-            if doc.meta.producer_epoch >= i16::MAX - 1 {
-                // Would need a fresh producer id: left to the producer's next InitProducerId.
-                continue;
-            }
             let next = TxnDoc {
-                meta: doc.meta.abort_expired(now, || -1),
+                meta: doc.meta.abort_expired(now),
                 offsets: doc.offsets.clone(),
             };
             tracing::info!(
@@ -377,21 +411,73 @@ impl TxnCoordinator {
             });
             ctx.spawn(fut.map(|_: std::result::Result<(), i16>, _, _| ()));
         }
+        // Ids idle in a final state for Kafka's `transactional.id.expiration.ms` (7 days) are
+        // forgotten: document deleted, then dropped here.
+        let idle: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|(_, e)| !e.busy && e.doc.meta.forgettable(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            if let Some(e) = self.ids.get_mut(&id) {
+                e.busy = true;
+            }
+            let storage = self.storage.clone();
+            let path = doc_path(&id);
+            let fut = async move { storage.delete(&path).await };
+            ctx.spawn(fut.into_actor(self).map(move |res, act, _| match res {
+                Ok(()) => {
+                    if let Some(e) = act.ids.remove(&id) {
+                        act.index
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&e.doc);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("expired transactional id '{id}' not deleted yet: {e}");
+                    if let Some(e) = act.ids.get_mut(&id) {
+                        e.busy = false;
+                    }
+                }
+            }));
+        }
     }
 }
 
-/// Write a prepared transaction's markers to its partitions (and commit its offsets).
-async fn write_outcome(b: &Arc<Broker>, doc: &TxnDoc, commit: bool) -> Result<()> {
+/// What a prepared transaction's outcome has reached so far.
+#[derive(Default)]
+struct Progress {
+    partitions: BTreeSet<(String, i32)>,
+    groups: BTreeSet<String>,
+}
+
+/// Write a prepared transaction's markers to its partitions (and commit its offsets), skipping
+/// what `done` says is written; records progress in `done`.
+async fn write_outcome(
+    b: &Arc<Broker>,
+    doc: &TxnDoc,
+    commit: bool,
+    done: &mut Progress,
+) -> Result<()> {
     let m = &doc.meta;
     let mut tickets = Vec::new();
+    let mut first_error = None;
     for (topic, partition) in &m.partitions {
+        if done.partitions.contains(&(topic.clone(), *partition)) {
+            continue;
+        }
         let Some(t) = b.topic(topic) else {
-            continue; // deleted meanwhile: nothing to mark
-        };
-        let Ok(part) = t.local(*partition) else {
+            // Deleted meanwhile: nothing to mark.
+            done.partitions.insert((topic.clone(), *partition));
             continue;
         };
-        let ticket = part
+        let Ok(part) = t.local(*partition) else {
+            done.partitions.insert((topic.clone(), *partition));
+            continue;
+        };
+        let sent = part
             .addr
             .send(WriteMarker {
                 producer_id: m.producer_id,
@@ -400,21 +486,37 @@ async fn write_outcome(b: &Arc<Broker>, doc: &TxnDoc, commit: bool) -> Result<()
                 coordinator_epoch: 0,
             })
             .await
-            .map_err(|_| Error::NotLeader)?;
-        match ticket {
-            Ok(t) => tickets.push(t),
+            .map_err(|_| Error::NotLeader);
+        match sent {
+            Ok(Ok(t)) => tickets.push(((topic.clone(), *partition), t)),
             // A newer epoch already wrote there (this transaction was fenced): Kafka stops.
-            Err(Error::InvalidProducerEpoch(_)) => {}
-            Err(e) => return Err(e),
+            Ok(Err(Error::InvalidProducerEpoch(_))) => {
+                done.partitions.insert((topic.clone(), *partition));
+            }
+            Ok(Err(e)) | Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    for t in tickets {
-        t.durable().await?;
+    for (tp, t) in tickets {
+        match t.durable().await {
+            Ok(_) => {
+                done.partitions.insert(tp);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     if commit {
-        let mut by_group: HashMap<&str, Vec<&PendingOffset>> = HashMap::new();
+        let mut by_group: BTreeMap<&str, Vec<&PendingOffset>> = BTreeMap::new();
         for p in &doc.offsets {
-            by_group.entry(p.group.as_str()).or_default().push(p);
+            if !done.groups.contains(&p.group) {
+                by_group.entry(p.group.as_str()).or_default().push(p);
+            }
         }
         for (group, offsets) in by_group {
             let Some(c) = b.groups.get_or_create(group) else {
@@ -422,20 +524,20 @@ async fn write_outcome(b: &Arc<Broker>, doc: &TxnDoc, commit: bool) -> Result<()
             };
             let offsets = offsets
                 .into_iter()
-                .map(|p| {
-                    (
-                        p.topic.clone(),
-                        p.partition,
-                        p.offset,
-                        p.leader_epoch,
-                        p.metadata.clone(),
-                    )
+                .map(|p| crate::group::coordinator::StagedOffset {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: p.metadata.clone(),
+                    staged_ms: p.staged_ms,
                 })
                 .collect();
             c.send(crate::group::coordinator::CommitTransactional { offsets })
                 .await
                 .map_err(|_| Error::NotCoordinator)?
                 .map_err(|code| Error::Storage(format!("group offsets not written ({code})")))?;
+            done.groups.insert(group.to_string());
         }
     }
     Ok(())
@@ -620,12 +722,14 @@ impl Handler<AddOffsets> for TxnCoordinator {
             return ready(Err(codes::INVALID_TXN_STATE));
         }
         let mut next = current.clone();
-        for o in m.offsets {
-            next.offsets.retain(|p| {
-                !(p.group == o.group && p.topic == o.topic && p.partition == o.partition)
-            });
-            next.offsets.push(o);
+        let mut merged: BTreeMap<(String, String, i32), PendingOffset> = BTreeMap::new();
+        for o in std::mem::take(&mut next.offsets)
+            .into_iter()
+            .chain(m.offsets)
+        {
+            merged.insert((o.group.clone(), o.topic.clone(), o.partition), o);
         }
+        next.offsets = merged.into_values().collect();
         self.persist_then(next, |_, _, _| Ok(()))
     }
 }
@@ -689,6 +793,7 @@ mod tests {
                 offset: 5,
                 leader_epoch: -1,
                 metadata: None,
+                staged_ms: 0,
             }],
         }
     }

@@ -178,17 +178,27 @@ impl TxnMetadata {
         let mut next = self.clone();
         next.timeout_ms = timeout_ms;
         next.last_update_ms = now_ms;
-        next.bump_epoch(fresh_id);
         if self.state == TxnState::Ongoing {
-            // The new instance fences the old one: abort its transaction under the new epoch.
+            // The new instance fences the old one: abort its transaction under the next epoch
+            // of the same producer id (the markers must close that id's transaction).
+            next.fence_epoch();
             next.state = TxnState::PrepareAbort;
             return InitOutcome::AbortFirst(next);
         }
+        next.bump_epoch(fresh_id);
         next.state = TxnState::Empty;
         next.partitions.clear();
         next.groups.clear();
         next.start_ms = -1;
         InitOutcome::Ready(next)
+    }
+
+    /// Kafka's `prepareFenceProducerEpoch`: the next epoch of the same producer id (up to
+    /// `i16::MAX`; a new id is only handed out by a later InitProducerId), with no previous
+    /// epoch to retry with — the fenced producer cannot get it back through KIP-360.
+    fn fence_epoch(&mut self) {
+        self.producer_epoch = self.producer_epoch.saturating_add(1);
+        self.last_producer_epoch = -1;
     }
 
     fn bump_epoch(&mut self, fresh_id: impl FnOnce() -> i64) {
@@ -298,9 +308,9 @@ impl TxnMetadata {
 
     /// Abort a timed-out transaction: PrepareAbort under a bumped epoch, so that the producer
     /// that let it expire is fenced (its next request gets PRODUCER_FENCED) as in Kafka.
-    pub fn abort_expired(&self, now_ms: i64, fresh_id: impl FnOnce() -> i64) -> TxnMetadata {
+    pub fn abort_expired(&self, now_ms: i64) -> TxnMetadata {
         let mut next = self.clone();
-        next.bump_epoch(fresh_id);
+        next.fence_epoch();
         next.state = TxnState::PrepareAbort;
         next.last_update_ms = now_ms;
         next
@@ -421,13 +431,36 @@ mod tests {
         assert_eq!((n.producer_id, n.producer_epoch), (99, 0));
     }
 
+    /// Fencing an ongoing transaction at the last epochs keeps the producer id (its markers
+    /// must close that id's transaction); only the next InitProducerId rotates it. The fenced
+    /// producer cannot get the epoch back as a KIP-360 retry.
+    #[test]
+    fn fencing_at_exhausted_epochs_keeps_the_producer_id() {
+        let mut m = TxnMetadata::new("t", 7, 1_000, 0);
+        m.producer_epoch = i16::MAX - 1;
+        let m = m
+            .add(7, i16::MAX - 1, &parts(&[("a", 0)]), &[], 10)
+            .unwrap();
+        let InitOutcome::AbortFirst(a) = m.init((-1, -1), 1_000, 11, || unreachable!()) else {
+            panic!()
+        };
+        assert_eq!((a.producer_id, a.producer_epoch), (7, i16::MAX));
+        let done = a.complete(12);
+        assert_eq!(
+            done.init((7, i16::MAX - 1), 1_000, 13, || 99),
+            InitOutcome::Error(PRODUCER_FENCED)
+        );
+        let n = ready(done.init((-1, -1), 1_000, 13, || 99));
+        assert_eq!((n.producer_id, n.producer_epoch), (99, 0));
+    }
+
     #[test]
     fn an_expired_transaction_is_aborted_under_a_new_epoch() {
         let m = TxnMetadata::new("t", 7, 1_000, 0);
         let m = m.add(7, 0, &parts(&[("a", 0)]), &[], 10).unwrap();
         assert!(!m.expired(1_010));
         assert!(m.expired(1_011));
-        let a = m.abort_expired(1_011, || unreachable!());
+        let a = m.abort_expired(1_011);
         assert_eq!((a.state, a.producer_epoch), (TxnState::PrepareAbort, 1));
         let done = a.complete(1_012);
         assert_eq!(
