@@ -41,6 +41,7 @@ pub mod code {
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
     pub const SECURITY_DISABLED: i16 = 54;
     pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
     pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;

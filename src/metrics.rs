@@ -294,6 +294,8 @@ impl BrokerCollector {
         let names = [
             "partition_high_watermark",
             "partition_log_start_offset",
+            "partition_lso_lag",
+            "transactions_open",
             "hot_tail_bytes",
             "segment_cache_bytes",
             "wal_objects",
@@ -349,6 +351,11 @@ impl Collector for BrokerCollector {
             "Log start offset per partition",
             &["topic", "partition"],
         );
+        let lso_lag = self.gauge_vec(
+            "partition_lso_lag",
+            "High watermark minus last stable offset per partition (what open transactions hold back from read_committed consumers)",
+            &["topic", "partition"],
+        );
         let mut ends = std::collections::HashMap::new();
         for t in b.topics() {
             for (i, p) in t.local_partitions() {
@@ -357,6 +364,10 @@ impl Collector for BrokerCollector {
                 hw.with_label_values(&[&t.name, &part]).set(h);
                 ls.with_label_values(&[&t.name, &part])
                     .set(p.stats.log_start.load(Ordering::Relaxed));
+                let lso = p.stats.last_stable_offset.load(Ordering::Relaxed);
+                lso_lag
+                    .with_label_values(&[&t.name, &part])
+                    .set((h - lso).max(0));
                 ends.insert((t.name.clone(), i), h);
             }
         }
@@ -448,8 +459,21 @@ impl Collector for BrokerCollector {
                 .map(|s| s.len() as i64)
                 .unwrap_or_default(),
         );
+        let open = self.gauge_vec(
+            "transactions_open",
+            "Transactional ids with a transaction open (ongoing, or decided with markers still being written) on this broker's coordinator",
+            &[],
+        );
+        open.with_label_values::<&str>(&[]).set(
+            b.txn_index
+                .lock()
+                .map(|i| i.open_transactions() as i64)
+                .unwrap_or_default(),
+        );
         let mut out = Vec::new();
         for v in [
+            open,
+            lso_lag,
             live,
             led,
             sessions,

@@ -682,3 +682,191 @@ fn group_configs_need_rights_on_the_group() {
     drop((admin, alice));
     b.stop();
 }
+
+/// Rules Kafka applies beyond one resource: DELETE on the cluster covers every topic
+/// (DeleteTopics), the cluster's authorized operations are 0 without DESCRIBE on it (Metadata
+/// and DescribeCluster), and the transaction admin APIs check DESCRIBE on the transactional id
+/// (DescribeTransactions refuses, ListTransactions filters) and READ on the topic
+/// (DescribeProducers).
+#[test]
+fn cluster_wide_rules_and_transaction_admin_apis() {
+    const TRANSACTIONAL_ID: i8 = 5;
+    const DELETE: i8 = 6;
+    const IDEMPOTENT_WRITE: i8 = 12;
+    let b = TestBroker::start(acl_settings("memory://"));
+    let mut admin = login(&b, "admin");
+    admin.create_topic("doomed", &[]);
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            &[
+                (
+                    CLUSTER,
+                    "kafka-cluster",
+                    LITERAL,
+                    "User:alice",
+                    IDEMPOTENT_WRITE,
+                    ALLOW
+                ),
+                (CLUSTER, "kafka-cluster", LITERAL, "User:bob", DELETE, ALLOW),
+                (
+                    CLUSTER,
+                    "kafka-cluster",
+                    LITERAL,
+                    "User:bob",
+                    DESCRIBE,
+                    ALLOW
+                ),
+                (
+                    TRANSACTIONAL_ID,
+                    "app-",
+                    PREFIXED,
+                    "User:bob",
+                    DESCRIBE,
+                    ALLOW
+                ),
+                (TOPIC, "doomed", LITERAL, "User:bob", READ, ALLOW),
+                (GROUP, "cg", LITERAL, "User:alice", DESCRIBE, ALLOW),
+                (GROUP, "cg", LITERAL, "User:bob", DESCRIBE, ALLOW),
+            ]
+        ),
+        vec![0; 7]
+    );
+    let cluster_ops = |raw: &mut Raw| {
+        let req =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        let ResponseKind::DescribeCluster(r) = raw.request(
+            ApiKey::DescribeCluster,
+            1,
+            RequestKind::DescribeCluster(req),
+        ) else {
+            panic!()
+        };
+        (r.cluster_authorized_operations, metadata(raw, Some(&[])).1)
+    };
+    let mut alice = login(&b, "alice");
+    assert_eq!(
+        cluster_ops(&mut alice),
+        (0, 0),
+        "IDEMPOTENT_WRITE alone shows nothing"
+    );
+    let mut bob = login(&b, "bob");
+    let ops = bits(&[DESCRIBE]);
+    assert_eq!(cluster_ops(&mut bob), (ops, ops));
+
+    let describe_txn = |raw: &mut Raw, id: &str| {
+        let req = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.into()))]);
+        let ResponseKind::DescribeTransactions(r) = raw.request(
+            ApiKey::DescribeTransactions,
+            0,
+            RequestKind::DescribeTransactions(req),
+        ) else {
+            panic!()
+        };
+        r.transaction_states[0].error_code
+    };
+    assert_eq!(
+        describe_txn(&mut alice, "app-1"),
+        53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
+    assert_eq!(
+        describe_txn(&mut bob, "app-1"),
+        105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+    assert_eq!(describe_txn(&mut bob, "other"), 53);
+    let list = |raw: &mut Raw| {
+        let ResponseKind::ListTransactions(r) = raw.request(
+            ApiKey::ListTransactions,
+            1,
+            RequestKind::ListTransactions(
+                ListTransactionsRequest::default().with_duration_filter(-1),
+            ),
+        ) else {
+            panic!()
+        };
+        r.error_code
+    };
+    assert_eq!(
+        list(&mut alice),
+        0,
+        "ListTransactions filters, never refuses"
+    );
+    let producers = |raw: &mut Raw| {
+        let req = DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("doomed")))
+                .with_partition_indexes(vec![0]),
+        ]);
+        let ResponseKind::DescribeProducers(r) = raw.request(
+            ApiKey::DescribeProducers,
+            0,
+            RequestKind::DescribeProducers(req),
+        ) else {
+            panic!()
+        };
+        r.topics[0].partitions[0].error_code
+    };
+    assert_eq!(producers(&mut alice), TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(producers(&mut bob), 0);
+
+    // OffsetFetch v1 has no top-level error: a refused group is on every partition.
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g9")))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("doomed")))
+                .with_partition_indexes(vec![0, 1]),
+        ]));
+    let ResponseKind::OffsetFetch(r) =
+        alice.request(ApiKey::OffsetFetch, 1, RequestKind::OffsetFetch(req))
+    else {
+        panic!()
+    };
+    let codes: Vec<i16> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, vec![GROUP_AUTHORIZATION_FAILED; 2]);
+
+    // ConsumerGroupDescribe: a group assigned a topic the principal may not describe is
+    // refused as a whole (alice), shown to a principal who may (bob).
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("cg")))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("doomed"))]))
+        .with_topic_partitions(Some(vec![]));
+    let ResponseKind::ConsumerGroupHeartbeat(r) = admin.request(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        RequestKind::ConsumerGroupHeartbeat(join),
+    ) else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 0);
+    let describe_group = |raw: &mut Raw| {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_static_str("cg"))]);
+        let ResponseKind::ConsumerGroupDescribe(r) = raw.request(
+            ApiKey::ConsumerGroupDescribe,
+            0,
+            RequestKind::ConsumerGroupDescribe(req),
+        ) else {
+            panic!()
+        };
+        (r.groups[0].error_code, r.groups[0].members.len())
+    };
+    assert_eq!(describe_group(&mut alice), (TOPIC_AUTHORIZATION_FAILED, 0));
+    assert_eq!(describe_group(&mut bob), (0, 1));
+
+    // No ACL on the topic itself: DELETE on the cluster is enough (alice has neither).
+    assert_eq!(
+        delete_topic_code(&mut alice, "doomed"),
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    assert_eq!(delete_topic_code(&mut bob, "doomed"), 0);
+}

@@ -1070,6 +1070,26 @@ fn representative(key: ApiKey, v: i16) -> RequestKind {
                 ])
                 .with_unknown_tagged_fields(t),
         ),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(
+            DescribeProducersRequest::default()
+                .with_topics(vec![describe_producers_request::TopicRequest::default()
+                    .with_name(TopicName(s("fuzz-topic")))
+                    .with_partition_indexes(vec![0, 1])])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s("txn"))])
+                .with_unknown_tagged_fields(t),
+        ),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(
+            ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing")])
+                .with_producer_id_filters(vec![ProducerId(7)])
+                .with_duration_filter(if v >= 1 { 1_000 } else { -1 })
+                .with_transactional_id_pattern((v >= 2).then(|| s("tx.*")))
+                .with_unknown_tagged_fields(t),
+        ),
         other => panic!("no representative request for {other:?}: add one"),
     }
 }
@@ -1126,6 +1146,9 @@ fn empty_request(key: ApiKey) -> RequestKind {
         }
         ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
         ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
         ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
         ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),

@@ -202,6 +202,8 @@ fn first_flexible(key: ApiKey) -> i16 {
         ApiKey::OffsetDelete | ApiKey::SaslHandshake => i16::MAX,
         ApiKey::AddPartitionsToTxn | ApiKey::AddOffsetsToTxn => 3,
         ApiKey::EndTxn | ApiKey::TxnOffsetCommit => 3,
+        ApiKey::DescribeProducers | ApiKey::DescribeTransactions => 0,
+        ApiKey::ListTransactions => 0,
         other => panic!("no flexible-version entry for {other:?}"),
     }
 }
@@ -363,6 +365,9 @@ fn default_request(key: ApiKey) -> RequestKind {
             RequestKind::ListPartitionReassignments(Default::default())
         }
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
         ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
         ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
         other => panic!("no default request for {other:?}"),
@@ -481,6 +486,14 @@ fn top_level_bombs() -> Vec<Case> {
             h.str("").str("").i64(0).i16(0)
         }),
         // ListOffsets: replica_id, isolation_level (v2+), topics.
+        // DescribeProducers: topics; DescribeTransactions: transactional_ids; ListTransactions:
+        // state_filters, then producer_id_filters.
+        top("topics", K::DescribeProducers, 0, |h| h),
+        top("transactional_ids", K::DescribeTransactions, 0, |h| h),
+        top("state_filters", K::ListTransactions, 2, |h| h),
+        top("producer_id_filters", K::ListTransactions, 2, |h| {
+            h.count(0)
+        }),
         top("topics", K::ListOffsets, 10, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 7, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 5, |h| h.i32(0).i8(0)),

@@ -1,8 +1,9 @@
-//! Transactions over the raw protocol, as far as they are served today: transactional records
-//! are refused with Kafka's codes (no coordinator can have added a partition to a
-//! transaction), nothing of them reaches the log, and Fetch / ListOffsets answer each
-//! isolation level as Kafka does (read_committed: the last stable offset and a list of aborted
-//! transactions, maybe empty; read_uncommitted: a null list).
+//! Transactions: over the raw protocol, transactional records outside a transaction are
+//! refused with Kafka's codes, nothing of them reaches the log, and Fetch / ListOffsets answer
+//! each isolation level as Kafka does (read_committed: the last stable offset and a list of
+//! aborted transactions, maybe empty; read_uncommitted: a null list); with librdkafka, the
+//! broker is killed (-9) with transactions open, and between a transaction's decision and its
+//! markers, and read_committed consumers see exactly the committed records afterwards.
 
 mod common;
 
@@ -186,6 +187,19 @@ fn transactions_survive_kill9() {
     // The open transaction holds read_committed readers at its first offset.
     let before = read_values(&bootstrap, "kept", "read_committed").unwrap();
     assert_eq!(before.len(), 10);
+    // Metrics: one commit, one transaction open, 5 records held back (10 + marker + 5 open).
+    let http: std::net::SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+    let (_, metrics) = http_get(http, "/metrics");
+    for line in [
+        "heraclitus_transactions_total{outcome=\"commit\"} 1",
+        "heraclitus_transactions_open 1",
+        "heraclitus_partition_lso_lag{partition=\"0\",topic=\"kept\"} 5",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
+    }
     std::mem::forget(p); // no abort on drop: the process dies with the transaction open
     b.kill9();
 
@@ -216,4 +230,280 @@ fn transactions_survive_kill9() {
         read_values(&b.bootstrap(), "kept", "read_committed").unwrap(),
         expected
     );
+}
+
+/// kill -9 between EndTxn and the end of its markers, at the crash points
+/// `txn.before_markers` (the outcome is persisted, no marker written) and `txn.after_markers`
+/// (the markers are durable, the completion is not persisted): the restarted broker finishes
+/// the decided outcome — a commit becomes fully visible to read_committed consumers, an abort
+/// never does, markers written twice change nothing — and the transactional id works again.
+#[test]
+fn a_decided_transaction_is_finished_after_a_crash() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap().to_string();
+    let (kp, hp) = (free_port(), free_port());
+    let mut committed: Vec<String> = Vec::new();
+    let mut written = 0;
+    let producer = |bootstrap: &str| -> ThreadedProducer<DefaultProducerContext> {
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("transactional.id", "decided")
+            .set("linger.ms", "1")
+            .create()
+            .unwrap();
+        // Retried by the client while the coordinator finishes the id's previous outcome.
+        p.init_transactions(Duration::from_secs(30)).unwrap();
+        p
+    };
+    let rounds = [
+        ("txn.before_markers", true),
+        ("txn.before_markers", false),
+        ("txn.after_markers", true),
+        ("txn.after_markers", false),
+    ];
+    for (round, (step, commit)) in rounds.into_iter().enumerate() {
+        let mut b = BinaryBroker::start(&storage, kp, hp, &[("CRASH_AT", step)]);
+        let p = producer(&b.bootstrap());
+        p.begin_transaction().unwrap();
+        let values: Vec<String> = (0..5).map(|i| format!("r{round}-{i}")).collect();
+        for v in &values {
+            p.send(BaseRecord::<(), _>::to("decided").payload(v).partition(0))
+                .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+        // The answer may or may not leave before the process dies at the crash point.
+        let _ = if commit {
+            p.commit_transaction(Duration::from_secs(5))
+        } else {
+            p.abort_transaction(Duration::from_secs(5))
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while b.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{step}: crash point not reached");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::mem::forget(p); // its broker is gone; a later instance fences it
+        written += values.len();
+        if commit {
+            committed.extend(values);
+        }
+
+        let b = BinaryBroker::start(&storage, kp, hp, &[]);
+        // Until the restarted coordinator has written the markers, read_committed stops
+        // before the transaction; it never shows part of it or an aborted record.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = read_values(&b.bootstrap(), "decided", "read_committed").unwrap_or_default();
+            assert!(
+                committed.starts_with(&seen),
+                "{step}: read_committed saw {seen:?}, committed {committed:?}"
+            );
+            if seen == committed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{step}: outcome not finished: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let all = read_values(&b.bootstrap(), "decided", "read_uncommitted").unwrap();
+        assert_eq!(all.len(), written, "{step}: {all:?}");
+        // A new instance initialises once the completion is persisted: the next round's
+        // broker starts with nothing left to finish.
+        drop(producer(&b.bootstrap()));
+        b.kill9();
+    }
+    // The id still works, and the decided outcomes survive one more restart.
+    let b = BinaryBroker::start(&storage, kp, hp, &[]);
+    let p = producer(&b.bootstrap());
+    p.begin_transaction().unwrap();
+    p.send(
+        BaseRecord::<(), _>::to("decided")
+            .payload("last")
+            .partition(0),
+    )
+    .unwrap();
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    committed.push("last".into());
+    assert_eq!(
+        read_values(&b.bootstrap(), "decided", "read_committed").unwrap(),
+        committed
+    );
+}
+
+/// DescribeTransactions, ListTransactions and DescribeProducers — what `kafka-transactions.sh`
+/// and the admin clients show — over the raw protocol, while a librdkafka transaction is open
+/// and after it committed.
+#[test]
+fn transactions_and_producers_are_described() {
+    use kafka_protocol::messages::{ApiKey, ProducerId, RequestKind, ResponseKind};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::Duration;
+    let b = TestBroker::start(settings("memory://"));
+    let mut raw = Raw::connect(b.kafka);
+    raw.create_topic("watched", &[]);
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("transactional.id", "described")
+        .set("transaction.timeout.ms", "60000")
+        .set("linger.ms", "1")
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p.begin_transaction().unwrap();
+    for v in ["a", "b", "c"] {
+        p.send(BaseRecord::<(), _>::to("watched").payload(v).partition(0))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+
+    let describe = |raw: &mut Raw, ids: &[&str]| {
+        let req = DescribeTransactionsRequest::default().with_transactional_ids(
+            ids.iter()
+                .map(|i| TransactionalId(StrBytes::from_string(i.to_string())))
+                .collect(),
+        );
+        match raw.request(
+            ApiKey::DescribeTransactions,
+            0,
+            RequestKind::DescribeTransactions(req),
+        ) {
+            ResponseKind::DescribeTransactions(r) => r.transaction_states,
+            other => panic!("{other:?}"),
+        }
+    };
+    let list = |raw: &mut Raw, version: i16, req: ListTransactionsRequest| match raw.request(
+        ApiKey::ListTransactions,
+        version,
+        RequestKind::ListTransactions(req),
+    ) {
+        ResponseKind::ListTransactions(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let producers = |raw: &mut Raw| {
+        let req = DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("watched")))
+                .with_partition_indexes(vec![0, 7]),
+        ]);
+        match raw.request(
+            ApiKey::DescribeProducers,
+            0,
+            RequestKind::DescribeProducers(req),
+        ) {
+            ResponseKind::DescribeProducers(r) => r.topics[0].partitions.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // Open: Ongoing with its partition; unknown ids are TRANSACTIONAL_ID_NOT_FOUND.
+    let states = describe(&mut raw, &["described", "nobody"]);
+    assert_eq!(states[0].error_code, 0);
+    assert_eq!(states[0].transaction_state.as_str(), "Ongoing");
+    assert_eq!(states[0].transaction_timeout_ms, 60_000);
+    assert!(states[0].transaction_start_time_ms > 0);
+    let pid = states[0].producer_id;
+    assert_eq!(states[0].topics.len(), 1);
+    assert_eq!(states[0].topics[0].topic.as_str(), "watched");
+    assert_eq!(states[0].topics[0].partitions, vec![0]);
+    assert_eq!(states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+
+    // The partition's leader knows the producer and its open transaction at offset 0.
+    let parts = producers(&mut raw);
+    assert_eq!(parts[0].error_code, 0);
+    let active = &parts[0].active_producers;
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].producer_id, pid);
+    assert_eq!(active[0].last_sequence, 2);
+    assert_eq!(active[0].current_txn_start_offset, 0);
+    assert_eq!(parts[1].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    // Filters: state (unknown names echoed), producer id, duration, pattern (v2).
+    let r = list(
+        &mut raw,
+        1,
+        ListTransactionsRequest::default()
+            .with_state_filters(vec![
+                StrBytes::from_static_str("Ongoing"),
+                StrBytes::from_static_str("Bogus"),
+            ])
+            .with_duration_filter(-1),
+    );
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.unknown_state_filters,
+        vec![StrBytes::from_static_str("Bogus")]
+    );
+    assert_eq!(r.transaction_states.len(), 1);
+    assert_eq!(
+        r.transaction_states[0].transactional_id.as_str(),
+        "described"
+    );
+    assert_eq!(r.transaction_states[0].producer_id, pid);
+    let r = list(
+        &mut raw,
+        1,
+        ListTransactionsRequest::default()
+            .with_producer_id_filters(vec![ProducerId(pid.0 + 1)])
+            .with_duration_filter(-1),
+    );
+    assert!(r.transaction_states.is_empty());
+    let r = list(
+        &mut raw,
+        1,
+        ListTransactionsRequest::default().with_duration_filter(3_600_000),
+    );
+    assert!(r.transaction_states.is_empty(), "not open for an hour");
+    let r = list(
+        &mut raw,
+        2,
+        ListTransactionsRequest::default()
+            .with_duration_filter(-1)
+            .with_transactional_id_pattern(Some(StrBytes::from_static_str("desc.*"))),
+    );
+    assert_eq!(r.transaction_states.len(), 1);
+    let r = list(
+        &mut raw,
+        2,
+        ListTransactionsRequest::default()
+            .with_duration_filter(-1)
+            .with_transactional_id_pattern(Some(StrBytes::from_static_str("desc"))),
+    );
+    assert!(r.transaction_states.is_empty(), "the whole id must match");
+    let r = list(
+        &mut raw,
+        2,
+        ListTransactionsRequest::default()
+            .with_duration_filter(-1)
+            .with_transactional_id_pattern(Some(StrBytes::from_static_str("(unclosed"))),
+    );
+    assert_eq!(r.error_code, 128, "INVALID_REGULAR_EXPRESSION");
+
+    // Committed: CompleteCommit, no partitions, no open transaction on the partition.
+    p.commit_transaction(Duration::from_secs(30)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = &describe(&mut raw, &["described"])[0];
+        if s.transaction_state.as_str() == "CompleteCommit" {
+            assert!(s.topics.is_empty());
+            assert_eq!(s.transaction_start_time_ms, -1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let parts = producers(&mut raw);
+    assert_eq!(parts[0].active_producers[0].current_txn_start_offset, -1);
+    let r = list(
+        &mut raw,
+        0,
+        ListTransactionsRequest::default()
+            .with_state_filters(vec![StrBytes::from_static_str("CompleteCommit")]),
+    );
+    assert_eq!(r.transaction_states.len(), 1);
 }

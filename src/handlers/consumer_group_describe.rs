@@ -1,6 +1,7 @@
 //! ConsumerGroupDescribe (v0–1, KIP-848): consumer-protocol groups with their epochs, assignor
 //! and members (current and target assignments). A classic group, or one that does not exist,
-//! is GROUP_ID_NOT_FOUND, as Kafka answers. Needs DESCRIBE on the group.
+//! is GROUP_ID_NOT_FOUND, as Kafka answers. Needs DESCRIBE on the group, and DESCRIBE on every
+//! topic its members are (or will be) assigned (TOPIC_AUTHORIZATION_FAILED otherwise).
 
 use super::RequestCtx;
 use crate::auth::acl;
@@ -100,6 +101,31 @@ pub async fn handle(
                         w
                     })
                     .collect();
+                // As Kafka: a group whose (target) assignments name a topic the principal may
+                // not describe is not shown at all.
+                let hidden = g.members.iter().any(|m| {
+                    m.assignment
+                        .topic_partitions
+                        .iter()
+                        .chain(&m.target_assignment.topic_partitions)
+                        .any(|tp| {
+                            !ctx.allowed(
+                                acl::op::DESCRIBE,
+                                acl::resource::TOPIC,
+                                tp.topic_name.as_str(),
+                            )
+                        })
+                });
+                if hidden {
+                    let mut denied = DescribedGroup::default();
+                    denied.group_id = g.group_id.clone();
+                    denied.authorized_operations = i32::MIN;
+                    denied.error_code = code::TOPIC_AUTHORIZATION_FAILED;
+                    denied.error_message = Some(StrBytes::from_static_str(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    ));
+                    g = denied;
+                }
             }
         }
         resp.groups.push(g);

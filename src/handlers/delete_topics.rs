@@ -20,6 +20,12 @@ pub async fn handle(ctx: &RequestCtx, req: DeleteTopicsRequest) -> DeleteTopicsR
             .map(|t| (t.name.as_ref().map(|n| n.as_str().to_string()), t.topic_id)),
     );
     let mut resp = DeleteTopicsResponse::default();
+    // Kafka's controller: DELETE on the cluster covers every topic.
+    let cluster_delete = ctx.may(
+        crate::auth::acl::op::DELETE,
+        crate::auth::acl::resource::CLUSTER,
+        crate::auth::acl::CLUSTER_NAME,
+    );
     for (name, id) in targets {
         let mut r = DeletableTopicResult::default();
         r.topic_id = id;
@@ -39,9 +45,11 @@ pub async fn handle(ctx: &RequestCtx, req: DeleteTopicsRequest) -> DeleteTopicsR
                 .ok_or(Error::UnknownTopicId),
         };
         r.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
-        // DELETE on the topic (a topic named but unknown is refused the same way when the
-        // principal may not delete it, as Kafka does; an unknown id stays unknown).
+        // DELETE on the cluster, or on the topic (a topic named but unknown is refused the
+        // same way when the principal may not delete it, as Kafka's controller does; an
+        // unknown id stays unknown).
         let resolved = match resolved {
+            _ if cluster_delete => resolved,
             Ok(n)
                 if !ctx.allowed(
                     crate::auth::acl::op::DELETE,

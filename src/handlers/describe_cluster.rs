@@ -36,10 +36,7 @@ pub fn handle(ctx: &RequestCtx, req: DescribeClusterRequest) -> DescribeClusterR
         })
         .collect();
     resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
-        true => ctx.authorized_operations(
-            crate::auth::acl::resource::CLUSTER,
-            crate::auth::acl::CLUSTER_NAME,
-        ),
+        true => ctx.cluster_authorized_operations(),
         false => i32::MIN,
     };
     resp

@@ -111,9 +111,7 @@ pub async fn handle(ctx: &RequestCtx, req: MetadataRequest) -> MetadataResponse 
     resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     resp.controller_id = BrokerId(broker.controller_id());
     resp.cluster_authorized_operations = match req.include_cluster_authorized_operations {
-        true if (8..=10).contains(&ctx.version) => {
-            ctx.authorized_operations(resource::CLUSTER, CLUSTER_NAME)
-        }
+        true if (8..=10).contains(&ctx.version) => ctx.cluster_authorized_operations(),
         _ => i32::MIN,
     };
     let ops = ctx.version >= 8 && req.include_topic_authorized_operations;

@@ -26,7 +26,9 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -41,6 +43,7 @@ pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -97,6 +100,9 @@ pub const SUPPORTED: &[ApiSpec] = &[
     ApiSpec { key: ApiKey::AddOffsetsToTxn, min: 0, max: 3 },
     ApiSpec { key: ApiKey::EndTxn, min: 0, max: 4 },
     ApiSpec { key: ApiKey::TxnOffsetCommit, min: 0, max: 3 },
+    ApiSpec { key: ApiKey::DescribeProducers, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::DescribeTransactions, min: 0, max: 0 },
+    ApiSpec { key: ApiKey::ListTransactions, min: 0, max: 2 },
     ApiSpec { key: ApiKey::SaslHandshake, min: 0, max: 1 },
     ApiSpec { key: ApiKey::SaslAuthenticate, min: 0, max: 2 },
     ApiSpec { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
@@ -315,6 +321,17 @@ impl RequestCtx {
             .operations(&self.principal, &self.host, resource_type, name)
     }
 
+    /// The cluster's authorized-operations bits as Kafka computes them for Metadata and
+    /// DescribeCluster: 0 for a principal without DESCRIBE on the cluster.
+    pub fn cluster_authorized_operations(&self) -> i32 {
+        use crate::auth::acl::{op, resource, CLUSTER_NAME};
+        if self.may(op::DESCRIBE, resource::CLUSTER, CLUSTER_NAME) {
+            self.authorized_operations(resource::CLUSTER, CLUSTER_NAME)
+        } else {
+            0
+        }
+    }
+
     pub fn client_id(&self) -> String {
         self.header
             .client_id
@@ -496,6 +513,9 @@ async fn handle(ctx: &RequestCtx, request: RequestKind) -> Result<Option<Reply>,
         RequestKind::AddOffsetsToTxn(r) => R::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, r).await),
         RequestKind::EndTxn(r) => R::EndTxn(end_txn::handle(ctx, r).await),
         RequestKind::TxnOffsetCommit(r) => R::TxnOffsetCommit(txn_offset_commit::handle(ctx, r).await),
+        RequestKind::DescribeProducers(r) => R::DescribeProducers(describe_producers::handle(ctx, r).await),
+        RequestKind::DescribeTransactions(r) => R::DescribeTransactions(describe_transactions::handle(ctx, r).await),
+        RequestKind::ListTransactions(r) => R::ListTransactions(list_transactions::handle(ctx, r).await),
         // Reaching dispatch means no SASL exchange is expected on this connection (the
         // Connection actor answers them itself while one is).
         RequestKind::SaslHandshake(_) => R::SaslHandshake(sasl_handshake::not_expected()),
@@ -582,6 +602,13 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
             })
             .collect(),
         R::AddOffsetsToTxn(r) => vec![r.error_code],
+        R::DescribeProducers(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        R::DescribeTransactions(r) => r.transaction_states.iter().map(|x| x.error_code).collect(),
+        R::ListTransactions(r) => vec![r.error_code],
         R::EndTxn(r) => vec![r.error_code],
         R::TxnOffsetCommit(r) => r
             .topics

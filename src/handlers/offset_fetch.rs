@@ -169,10 +169,28 @@ pub async fn handle(ctx: &RequestCtx, req: OffsetFetchRequest) -> OffsetFetchRes
             .collect()
     });
     let explicit = topics.is_some();
+    // v1 has no top-level error: as Kafka, a group error goes on every requested partition.
+    let requested = if ctx.version < 2 {
+        topics.clone().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     match lookup(ctx, req.group_id.as_str(), (None, -1), topics).await {
+        Err(e) if ctx.version >= 2 => resp.error_code = e,
         Err(e) => {
-            if ctx.version >= 2 {
-                resp.error_code = e;
+            for (t, parts) in requested {
+                let mut rt = OffsetFetchResponseTopic::default();
+                rt.name = TopicName(StrBytes::from_string(t));
+                for p in parts {
+                    let mut rp = OffsetFetchResponsePartition::default();
+                    rp.partition_index = p;
+                    rp.committed_offset = -1;
+                    rp.committed_leader_epoch = -1;
+                    rp.metadata = Some(StrBytes::default());
+                    rp.error_code = e;
+                    rt.partitions.push(rp);
+                }
+                resp.topics.push(rt);
             }
         }
         Ok(found) => {

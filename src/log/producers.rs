@@ -110,6 +110,21 @@ impl ProducerStates {
         }
     }
 
+    /// Every producer the partition knows, by id: (producer id, epoch, last sequence or -1,
+    /// time of its last write in ms), for DescribeProducers.
+    pub fn describe(&self) -> Vec<(i64, i16, i32, i64)> {
+        let mut out: Vec<_> = self
+            .map
+            .iter()
+            .map(|(pid, e)| {
+                let last_seq = e.batches.back().map_or(-1, |b| b.last_seq);
+                (*pid, e.epoch, last_seq, e.last_ms)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// The epoch the partition knows for producer `pid`.
     pub fn epoch_of(&self, pid: i64) -> Option<i16> {
         self.map.get(&pid).map(|e| e.epoch)
@@ -170,6 +185,25 @@ impl ProducerStates {
 #[cfg(test)]
 mod expiry_tests {
     use super::*;
+
+    #[test]
+    fn describe_lists_epochs_and_last_sequences() {
+        let mut s = ProducerStates::default();
+        let b = |first_seq, last_seq, base| BatchSeq {
+            first_seq,
+            last_seq,
+            base,
+            last: base + (last_seq - first_seq) as i64,
+        };
+        s.record_at(9, 1, b(0, 4, 0), 100);
+        s.record_at(9, 1, b(5, 9, 5), 200);
+        s.record_at(3, 0, b(0, 0, 10), 300);
+        s.fence_older_than(4, 2); // a marker of a producer with no batch here
+        let d = s.describe();
+        assert_eq!(d[0], (3, 0, 0, 300));
+        assert_eq!((d[1].0, d[1].1, d[1].2), (4, 2, -1));
+        assert_eq!(d[2], (9, 1, 9, 200));
+    }
 
     /// Idempotent-producer state used to be kept forever, one entry per producer id ever seen.
     #[test]

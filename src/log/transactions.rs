@@ -57,6 +57,11 @@ impl PartitionTransactions {
         }
     }
 
+    /// First offset of `producer_id`'s open transaction here, if one is open.
+    pub fn open_since(&self, producer_id: i64) -> Option<i64> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// Is a transaction of `producer_id` open here?
     pub fn is_open(&self, producer_id: i64) -> bool {
         self.open.contains_key(&producer_id)

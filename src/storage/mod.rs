@@ -41,7 +41,9 @@ pub struct FailPoints {
 /// Crash points, for kill -9 tests of multi-step operations: when the environment variable
 /// `CRASH_AT` names this step (comma-separated), the process SIGKILLs itself right
 /// there. Steps: `flush.after_put`, `compact.before_put`, `compact.after_put`,
-/// `compact.after_swap`, `compact.after_delete`.
+/// `compact.after_swap`, `compact.after_delete`; `txn.before_markers` (a transaction's
+/// outcome is persisted, no marker written yet) and `txn.after_markers` (its markers are
+/// durable, its completion is not persisted).
 pub fn crash_point(step: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("CRASH_AT").ok());

@@ -87,6 +87,13 @@ pub struct TxnIndex {
     /// require_stable answers UNSTABLE_OFFSET_COMMIT for them).
     /// (Several transactional ids may stage the same partition: counted.)
     pending_offsets: HashMap<String, BTreeMap<(String, i32), usize>>,
+    /// Ids with a transaction open: ongoing, or decided with markers still being written.
+    open: usize,
+}
+
+/// Does this state hold a transaction open (the `transactions_open` gauge)?
+fn is_open(m: &TxnMetadata) -> bool {
+    m.state == TxnState::Ongoing || m.state.is_preparing()
 }
 
 impl TxnIndex {
@@ -132,9 +139,17 @@ impl TxnIndex {
             .unwrap_or_default()
     }
 
+    /// Transactional ids with a transaction open.
+    pub fn open_transactions(&self) -> usize {
+        self.open
+    }
+
     /// Forget what `old` contributed (it is replaced or removed).
     fn remove(&mut self, old: &TxnDoc) {
         self.producers.remove(&old.meta.producer_id);
+        if is_open(&old.meta) {
+            self.open = self.open.saturating_sub(1);
+        }
         if !stages_offsets(&old.meta) {
             return;
         }
@@ -159,6 +174,9 @@ impl TxnIndex {
             self.remove(o);
         }
         let m = &doc.meta;
+        if is_open(m) {
+            self.open += 1;
+        }
         // Every id is known with its epoch (a fenced producer gets INVALID_PRODUCER_EPOCH,
         // which clients treat as fatal); only an ongoing transaction has partitions.
         let parts = match m.state {
@@ -329,6 +347,7 @@ impl TxnCoordinator {
         let broker = self.broker.clone();
         let storage = self.storage.clone();
         let fut = async move {
+            crate::storage::crash_point("txn.before_markers");
             let commit = doc.meta.state == TxnState::PrepareCommit;
             let m = &doc.meta;
             // What is written already: a retry writes only the rest (one marker per partition).
@@ -349,6 +368,7 @@ impl TxnCoordinator {
                     }
                 }
             }
+            crate::storage::crash_point("txn.after_markers");
             let done = TxnDoc {
                 meta: m.complete(now_ms()),
                 offsets: Vec::new(),
@@ -734,6 +754,29 @@ impl Handler<AddOffsets> for TxnCoordinator {
     }
 }
 
+/// The coordinator's metadata of some transactional ids (`None`: every id it knows), for
+/// DescribeTransactions and ListTransactions.
+#[derive(Message)]
+#[rtype(result = "Vec<TxnMetadata>")]
+pub struct Snapshot {
+    pub ids: Option<Vec<String>>,
+}
+
+impl Handler<Snapshot> for TxnCoordinator {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, m: Snapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(match m.ids {
+            None => self.ids.values().map(|e| e.doc.meta.clone()).collect(),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.ids.get(id))
+                .map(|e| e.doc.meta.clone())
+                .collect(),
+        })
+    }
+}
+
 /// EndTxn from the producer: answered once the outcome is persisted; the markers follow.
 #[derive(Message)]
 #[rtype(result = "std::result::Result<(), i16>")]
@@ -819,15 +862,22 @@ mod tests {
         );
         // Prepared: no more records; the offsets stay pending until the commit is applied.
         let p = doc(TxnState::PrepareCommit, &[("t", 0)]);
+        assert_eq!(ix.open_transactions(), 1);
         ix.install(Some(&d), &p);
         assert!(ix.check("app", 7, 2, "t", 0).is_err());
         assert_eq!(ix.pending_offsets("g").len(), 1);
+        assert_eq!(
+            ix.open_transactions(),
+            1,
+            "prepared: markers still to write"
+        );
         let done = TxnDoc {
             meta: p.meta.complete(1),
             offsets: Vec::new(),
         };
         ix.install(Some(&p), &done);
         assert!(ix.pending_offsets("g").is_empty());
+        assert_eq!(ix.open_transactions(), 0);
     }
 
     #[test]
