@@ -478,6 +478,27 @@ fn list_config_resources_acls_and_transactions() {
             "v{v}"
         );
     }
+    // SHARE (2, share-group state coordinators: not served) and unknown key types are
+    // INVALID_REQUEST, as Kafka answers an unknown coordinator type.
+    for (v, key_type) in [(3, 2), (4, 2), (4, 9)] {
+        let mut fc = FindCoordinatorRequest::default().with_key_type(key_type);
+        if v < 4 {
+            fc.key = StrBytes::from_static_str("k");
+        } else {
+            fc.coordinator_keys = vec![StrBytes::from_static_str("k")];
+        }
+        let ResponseKind::FindCoordinator(r) =
+            raw.request(ApiKey::FindCoordinator, v, RequestKind::FindCoordinator(fc))
+        else {
+            panic!()
+        };
+        let code = if v < 4 {
+            r.error_code
+        } else {
+            r.coordinators[0].error_code
+        };
+        assert_eq!(code, 42, "v{v} key type {key_type}");
+    }
 }
 
 #[test]

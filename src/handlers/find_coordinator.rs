@@ -4,7 +4,8 @@
 //! transaction coordinator yet and the key gets the non-retriable
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so, which librdkafka,
 //! kafka-python and aiokafka treat as fatal at once (the retriable COORDINATOR_NOT_AVAILABLE
-//! made them spin until their own 60–120 s timeouts).
+//! made them spin until their own 60–120 s timeouts). Other key types (SHARE, unknown ones) are
+//! INVALID_REQUEST.
 
 use super::RequestCtx;
 use crate::error::code;
@@ -13,6 +14,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let b = &ctx.broker;
@@ -33,7 +35,16 @@ pub fn handle(ctx: &RequestCtx, req: FindCoordinatorRequest) -> FindCoordinatorR
     };
     let mut resp = FindCoordinatorResponse::default();
     let answer = |key_type: i8, key: &str| -> (i16, Option<StrBytes>) {
-        if key_type == GROUP {
+        if key_type != GROUP && key_type != TRANSACTION {
+            // Kafka: SHARE (2) locates share-group state coordinators, not served here;
+            // anything else is an unknown coordinator type.
+            (
+                code::INVALID_REQUEST,
+                Some(StrBytes::from_string(format!(
+                    "Unknown or unsupported coordinator type received: {key_type}"
+                ))),
+            )
+        } else if key_type == GROUP {
             match ctx.check_group(crate::auth::acl::op::DESCRIBE, key) {
                 Ok(()) => (code::NONE, None),
                 Err(c) => (
