@@ -230,7 +230,15 @@ pub struct ConsumerGroup {
     regexes: BTreeMap<String, (regex::Regex, Option<BTreeSet<String>>)>,
     /// What the target depends on: the subscribed topics that exist, with their partitions.
     subscription: Topics,
+    /// Which topics regexes may match: those the principal of the latest heartbeat may
+    /// DESCRIBE (as Kafka resolves regexes with the context of the heartbeat that triggers
+    /// it); `None` without authorization.
+    describable: Option<TopicFilter>,
 }
+
+/// A predicate on topic names (the ACL check of a principal).
+#[derive(Clone)]
+pub struct TopicFilter(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
 fn invalid(message: &str) -> HeartbeatResponse {
     HeartbeatResponse::error(code::INVALID_REQUEST, message)
@@ -300,7 +308,14 @@ impl ConsumerGroup {
             topics: Arc::new(Topics::new()),
             regexes: BTreeMap::new(),
             subscription: Topics::new(),
+            describable: None,
         }
+    }
+
+    /// The topics regexes may match from now on (`None`: every topic); regexes are resolved
+    /// again with it when topics change or a new regex arrives.
+    pub fn set_topic_filter(&mut self, filter: Option<TopicFilter>) {
+        self.describable = filter;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -371,12 +386,13 @@ impl ConsumerGroup {
         if topics_changed {
             self.topics = topics;
         }
+        let describable = self.describable.clone();
         for (re, matched) in self.regexes.values_mut() {
             if topics_changed || matched.is_none() {
                 *matched = Some(
                     self.topics
                         .keys()
-                        .filter(|t| re.is_match(t))
+                        .filter(|t| re.is_match(t) && describable.as_ref().is_none_or(|f| (f.0)(t)))
                         .cloned()
                         .collect(),
                 );
@@ -1520,6 +1536,21 @@ mod tests {
         assert!(r.member_epoch > a.member_epoch);
         assert_eq!(parts(&r.assignment, U), vec![0, 1, 2]);
         assert_eq!(g.subscribed_topics().len(), 2);
+    }
+
+    #[test]
+    fn regex_matches_only_describable_topics() {
+        let mut g = ConsumerGroup::new("g", limits());
+        g.set_topic_filter(Some(TopicFilter(Arc::new(|t: &str| t != "orders-secret"))));
+        let now = Instant::now();
+        let mut r = join("a", &[]);
+        r.subscribed_topic_regex = Some("orders-.*".into());
+        let tp = topics(&[("orders-eu", T, 2), ("orders-secret", U, 2)]);
+        let a = g.heartbeat(r, tp.clone(), now);
+        let a = g.heartbeat(beat("a", a.member_epoch, None), tp, now);
+        assert_eq!(parts(&a.assignment, T), vec![0, 1]);
+        assert!(a.assignment.as_ref().unwrap().get(&U).is_none());
+        assert_eq!(g.subscribed_topics().len(), 1);
     }
 
     #[test]

@@ -830,6 +830,9 @@ pub struct ConsumerHeartbeat {
     pub request: consumer::HeartbeatRequest,
     pub topics: std::sync::Arc<consumer::Topics>,
     pub timeouts: (std::time::Duration, std::time::Duration),
+    /// The topics the member's principal may DESCRIBE (regexes match only those); `None`
+    /// without authorization.
+    pub describable: Option<consumer::TopicFilter>,
 }
 
 impl Handler<ConsumerHeartbeat> for GroupCoordinator {
@@ -865,6 +868,7 @@ impl Handler<ConsumerHeartbeat> for GroupCoordinator {
             }
         }
         self.consumer.set_timeouts(m.timeouts.0, m.timeouts.1);
+        self.consumer.set_topic_filter(m.describable);
         let r = self.consumer.heartbeat(m.request, m.topics, Instant::now());
         self.maybe_downgrade();
         self.publish();

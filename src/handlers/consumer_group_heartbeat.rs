@@ -1,12 +1,13 @@
 //! ConsumerGroupHeartbeat (v0–1, KIP-848): joins, heartbeats and leaves of consumer-protocol
 //! members; the group's state machine is `group::consumer`, run by the group's coordinator.
-//! Needs READ on the group and DESCRIBE on each topic subscribed by name.
+//! Needs READ on the group and DESCRIBE on each topic subscribed by name; a regex matches
+//! only topics the principal may DESCRIBE.
 
 use super::RequestCtx;
 use crate::auth::acl;
 use crate::error::code;
 use crate::group::assignor::Assignment;
-use crate::group::consumer::{HeartbeatRequest, Topics};
+use crate::group::consumer::{HeartbeatRequest, TopicFilter, Topics};
 use crate::group::coordinator::ConsumerHeartbeat;
 use crate::group::state::COORDINATOR_NOT_AVAILABLE;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{
@@ -88,11 +89,29 @@ pub async fn handle(
     };
     let topics = topics_view(ctx);
     let timeouts = ctx.broker.consumer_group_timeouts(&group);
+    // Regexes resolve to the topics this principal may DESCRIBE, as in Kafka.
+    let describable = ctx.broker.authorizer.enabled.then(|| {
+        // Weak: the group keeps the filter; the broker owns the groups.
+        let broker = Arc::downgrade(&ctx.broker);
+        let (principal, host) = (ctx.principal.clone(), ctx.host.clone());
+        TopicFilter(Arc::new(move |t: &str| {
+            broker.upgrade().is_some_and(|b| {
+                b.authorizer.allows(
+                    &principal,
+                    &host,
+                    acl::op::DESCRIBE,
+                    acl::resource::TOPIC,
+                    t,
+                )
+            })
+        }))
+    });
     let Ok(r) = coord
         .send(ConsumerHeartbeat {
             request,
             topics,
             timeouts,
+            describable,
         })
         .await
     else {

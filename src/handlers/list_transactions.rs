@@ -76,8 +76,8 @@ pub async fn handle(ctx: &RequestCtx, req: ListTransactionsRequest) -> ListTrans
         .filter(|p| !p.is_empty())
     {
         None => None,
-        // Matched against the whole id, as Java's `Matcher.matches`.
-        Some(p) => match crate::group::consumer::compile_regex(&format!("^(?:{p})$")) {
+        // Matched against the whole id, as Java's `Matcher.matches` (bounded in size).
+        Some(p) => match crate::group::consumer::compile_regex(p) {
             Ok(r) => Some(r),
             Err(_) => {
                 resp.error_code = code::INVALID_REGULAR_EXPRESSION;
