@@ -1,8 +1,8 @@
 //! Compatibility details other clients' own test suites check, over the raw protocol: null
 //! error messages on success, the internal `__consumer_offsets`, the newest versions of
 //! Produce (v13, topic ids), Fetch (v18), ListOffsets (v10) and Metadata (v13), ListConfigResources,
-//! the ACL APIs without an authorizer, FindCoordinator for transactions failing fast, and the
-//! leadership APIs standalone (cluster mode: `tests/cluster.rs`).
+//! the ACL APIs without an authorizer, FindCoordinator for transactions (and INVALID_REQUEST for
+//! unknown key types), and the leadership APIs standalone (cluster mode: `tests/cluster.rs`).
 
 mod common;
 

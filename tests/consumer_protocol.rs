@@ -1,7 +1,8 @@
 //! The KIP-848 consumer group protocol (`group.protocol=consumer`) with real librdkafka
 //! consumers — balanced assignment, exactly-once consumption with commits, incremental
-//! hand-over when a member leaves, regex subscriptions picking up new topics — and the
-//! protocol's errors and cross-protocol answers over raw requests.
+//! hand-over when a member leaves, regex subscriptions picking up new topics, a member
+//! rejoining after kill -9 of its coordinator — and the protocol's errors and cross-protocol
+//! answers over raw requests.
 
 mod common;
 
@@ -721,4 +722,5 @@ fn members_rejoin_after_a_coordinator_restart() {
         twice.len() <= uncommitted,
         "redelivered beyond what was not committed ({uncommitted}): {twice:?}"
     );
+    drop(c); // closed while its broker still answers
 }

@@ -485,7 +485,6 @@ fn top_level_bombs() -> Vec<Case> {
         top("topics", K::TxnOffsetCommit, 2, |h| {
             h.str("").str("").i64(0).i16(0)
         }),
-        // ListOffsets: replica_id, isolation_level (v2+), topics.
         // DescribeProducers: topics; DescribeTransactions: transactional_ids; ListTransactions:
         // state_filters, then producer_id_filters.
         top("topics", K::DescribeProducers, 0, |h| h),
@@ -494,6 +493,7 @@ fn top_level_bombs() -> Vec<Case> {
         top("producer_id_filters", K::ListTransactions, 2, |h| {
             h.count(0)
         }),
+        // ListOffsets: replica_id, isolation_level (v2+), topics.
         top("topics", K::ListOffsets, 10, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 7, |h| h.i32(0).i8(0)),
         top("topics", K::ListOffsets, 5, |h| h.i32(0).i8(0)),

@@ -227,14 +227,20 @@ pub struct ConsumerGroup {
     /// Each subscription regex in use, compiled, with the topics it matches (`None` until
     /// resolved: a new regex is resolved on the group's next heartbeat, as Kafka resolves
     /// them asynchronously — literal topics of the same subscription are assigned first).
-    regexes: BTreeMap<String, (regex::Regex, Option<BTreeSet<String>>)>,
+    /// Each keeps the topic filter of the member that subscribed it first: a regex matches
+    /// the topics that member's principal may DESCRIBE, as Kafka resolves it with the
+    /// subscribing member's context.
+    regexes: BTreeMap<String, SubscribedRegex>,
     /// What the target depends on: the subscribed topics that exist, with their partitions.
     subscription: Topics,
-    /// Which topics regexes may match: those the principal of the latest heartbeat may
-    /// DESCRIBE (as Kafka resolves regexes with the context of the heartbeat that triggers
-    /// it); `None` without authorization.
+    /// The topics the principal of the heartbeat being handled may DESCRIBE (`None`
+    /// without authorization): given to the regexes that heartbeat subscribes.
     describable: Option<TopicFilter>,
 }
+
+/// A subscription regex: compiled, the topics it matches (`None` until resolved), and the
+/// filter of the principal that subscribed it first.
+type SubscribedRegex = (regex::Regex, Option<BTreeSet<String>>, Option<TopicFilter>);
 
 /// A predicate on topic names (the ACL check of a principal).
 #[derive(Clone)]
@@ -312,8 +318,8 @@ impl ConsumerGroup {
         }
     }
 
-    /// The topics regexes may match from now on (`None`: every topic); regexes are resolved
-    /// again with it when topics change or a new regex arrives.
+    /// The topics the next heartbeat's principal may DESCRIBE (`None`: every topic); a regex
+    /// that heartbeat subscribes first matches only those, also when topics change later.
     pub fn set_topic_filter(&mut self, filter: Option<TopicFilter>) {
         self.describable = filter;
     }
@@ -367,7 +373,7 @@ impl ConsumerGroup {
 
     fn member_topics(&self, m: &ConsumerMember) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = m.subscribed_names.iter().cloned().collect();
-        if let Some((_, Some(matched))) = m.regex.as_ref().and_then(|r| self.regexes.get(r)) {
+        if let Some((_, Some(matched), _)) = m.regex.as_ref().and_then(|r| self.regexes.get(r)) {
             out.extend(matched.iter().cloned());
         }
         out
@@ -386,8 +392,7 @@ impl ConsumerGroup {
         if topics_changed {
             self.topics = topics;
         }
-        let describable = self.describable.clone();
-        for (re, matched) in self.regexes.values_mut() {
+        for (re, matched, describable) in self.regexes.values_mut() {
             if topics_changed || matched.is_none() {
                 *matched = Some(
                     self.topics
@@ -557,7 +562,7 @@ impl ConsumerGroup {
         if let Some(re) = new_regex {
             if let std::collections::btree_map::Entry::Vacant(e) = self.regexes.entry(re) {
                 let compiled = compile_regex(e.key()).expect("validated");
-                e.insert((compiled, None));
+                e.insert((compiled, None, self.describable.clone()));
             }
         }
         if changed || joined {

@@ -1,4 +1,5 @@
-//! DeleteTopics (v1–6): by name, or by topic id from v6; deletes metadata and segments.
+//! DeleteTopics (v1–6): by name, or by topic id from v6; deletes metadata and segments. Needs
+//! DELETE on the topic, or on the cluster (which covers every topic, as in Kafka's controller).
 
 use super::{err_msg, RequestCtx};
 use crate::broker::OFFSETS_TOPIC;

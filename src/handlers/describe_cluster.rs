@@ -1,4 +1,6 @@
-//! DescribeCluster (v0–1): cluster id, controller and the one broker.
+//! DescribeCluster (v0–1): cluster id, controller and the brokers. Never refused; the cluster's
+//! authorized operations (when asked) are 0 for a principal without DESCRIBE on the cluster,
+//! as Kafka computes them.
 
 use super::RequestCtx;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;

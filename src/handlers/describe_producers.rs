@@ -2,8 +2,10 @@
 //! sequence, time of the last write and the first offset of an open transaction (-1 if none) —
 //! as `kafka-transactions.sh describe-producers` shows them (and `find-hanging` uses). As in
 //! Kafka: READ on the TOPIC (else TOPIC_AUTHORIZATION_FAILED), UNKNOWN_TOPIC_OR_PARTITION,
-//! NOT_LEADER_OR_FOLLOWER where another broker leads. The coordinator epoch is not tracked
-//! per producer here: always -1.
+//! NOT_LEADER_OR_FOLLOWER where another broker leads; a repeated partition is answered once.
+//! The coordinator epoch is not tracked per producer here: always -1. A transaction open on
+//! the partition whose producer has no sequence state left (rebuilt from older segments) is
+//! listed with epoch, last sequence and last timestamp -1.
 
 use super::RequestCtx;
 use crate::auth::acl::{op, resource};
@@ -16,12 +18,17 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 
 pub async fn handle(ctx: &RequestCtx, req: DescribeProducersRequest) -> DescribeProducersResponse {
     let mut resp = DescribeProducersResponse::default();
+    // Each partition answered once (repeats would multiply the response).
+    let mut unique = std::collections::HashSet::new();
     for t in req.topics {
         let mut rt = TopicResponse::default();
         rt.name = t.name.clone();
         let readable = ctx.allowed(op::READ, resource::TOPIC, t.name.as_str());
         let topic = ctx.broker.topic(t.name.as_str());
         for p in t.partition_indexes {
+            if !unique.insert((t.name.to_string(), p)) {
+                continue;
+            }
             let mut rp = PartitionResponse::default();
             rp.partition_index = p;
             let part = match (readable, topic.as_ref().map(|tp| tp.local(p))) {

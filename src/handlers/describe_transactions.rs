@@ -3,7 +3,8 @@
 //! the partitions in the transaction — as `kafka-transactions.sh describe` shows it. As in
 //! Kafka: DESCRIBE on the TRANSACTIONAL_ID (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
 //! partitions of topics the principal may not describe are left out, an unknown id is
-//! TRANSACTIONAL_ID_NOT_FOUND. In cluster mode no id exists (transactions are refused there).
+//! TRANSACTIONAL_ID_NOT_FOUND, an empty one INVALID_REQUEST; a repeated id is answered once. In
+//! cluster mode no id exists (transactions are refused there).
 
 use super::RequestCtx;
 use crate::auth::acl::{op, resource};
@@ -22,12 +23,15 @@ pub async fn handle(
     ctx: &RequestCtx,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    // Each id answered once (a request repeating ids gets one answer per id).
+    let mut unique = std::collections::HashSet::new();
     let ids: Vec<(String, bool)> = req
         .transactional_ids
         .iter()
+        .map(|id| id.to_string())
+        .filter(|id| unique.insert(id.clone()))
         .map(|id| {
-            let id = id.to_string();
-            let ok = ctx.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, &id);
+            let ok = id.is_empty() || ctx.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, &id);
             (id, ok)
         })
         .collect();
@@ -53,6 +57,7 @@ pub async fn handle(
         s.transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
         let meta = known.as_ref().map(|k| k.get(&id));
         s.error_code = match (ok, meta) {
+            _ if id.is_empty() => code::INVALID_REQUEST,
             (false, _) => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             (true, None) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
             (true, Some(None)) => code::TRANSACTIONAL_ID_NOT_FOUND,

@@ -1,8 +1,9 @@
 //! ListTransactions (v0–2): the transactional ids this broker coordinates, with producer id and
 //! state, filtered as Kafka filters them (`kafka-transactions.sh list`, the admin clients'
-//! `listTransactions`): by state names (unknown names are echoed in `unknown_state_filters`
-//! and restrict nothing), by producer ids, by duration (v1+: only transactions running longer
-//! than it; Kafka compares with the start time as stored, -1 outside a transaction), and by
+//! `listTransactions`): by state names (unknown names are echoed in `unknown_state_filters`;
+//! a filter of unknown names only lists nothing), by producer ids, by duration (v1+: only
+//! transactions started longer ago than it; Kafka compares with the start time as stored,
+//! -1 before an id's first transaction), and by
 //! a regular expression matched against the whole id (v2+, KIP-1152; INVALID_REGULAR_EXPRESSION
 //! if it does not compile). Ids in the transient `Dead` state and ids the principal may not
 //! DESCRIBE are left out.
@@ -18,6 +19,7 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeSet, HashSet};
 
 const STATES: [TxnState; 8] = [
     TxnState::Empty,
@@ -32,8 +34,10 @@ const STATES: [TxnState; 8] = [
 
 /// The filters of one request, resolved.
 pub struct Filter {
-    pub states: Vec<TxnState>,
-    pub producer_ids: Vec<i64>,
+    /// `None`: no state filter; `Some`: only these (maybe none, when every name was unknown).
+    pub states: Option<Vec<TxnState>>,
+    /// Empty: no producer id filter.
+    pub producer_ids: HashSet<i64>,
     /// -1: none.
     pub duration_ms: i64,
     pub pattern: Option<regex::Regex>,
@@ -44,7 +48,7 @@ impl Filter {
     pub fn includes(&self, m: &TxnMetadata, now: i64) -> bool {
         m.state != TxnState::Dead
             && (self.producer_ids.is_empty() || self.producer_ids.contains(&m.producer_id))
-            && (self.states.is_empty() || self.states.contains(&m.state))
+            && self.states.as_ref().is_none_or(|s| s.contains(&m.state))
             && (self.duration_ms < 0 || now - m.start_ms > self.duration_ms)
             && self
                 .pattern
@@ -53,17 +57,24 @@ impl Filter {
     }
 }
 
-/// Resolve state names (Kafka's names, case-sensitive); the unknown ones are returned.
-pub fn states(names: &[String]) -> (Vec<TxnState>, Vec<String>) {
+/// Resolve state names (Kafka's names, case-sensitive): `None` without names; the unknown
+/// names are returned once each.
+pub fn states(names: &[String]) -> (Option<Vec<TxnState>>, Vec<String>) {
+    if names.is_empty() {
+        return (None, Vec::new());
+    }
     let mut known = Vec::new();
-    let mut unknown = Vec::new();
+    let mut unknown = BTreeSet::new();
     for n in names {
         match STATES.iter().find(|s| s.name() == n) {
-            Some(s) => known.push(*s),
-            None => unknown.push(n.clone()),
+            Some(s) if !known.contains(s) => known.push(*s),
+            Some(_) => {}
+            None => {
+                unknown.insert(n.clone());
+            }
         }
     }
-    (known, unknown)
+    (Some(known), unknown.into_iter().collect())
 }
 
 pub async fn handle(ctx: &RequestCtx, req: ListTransactionsRequest) -> ListTransactionsResponse {
@@ -140,8 +151,8 @@ mod tests {
     #[test]
     fn filters_as_kafka() {
         let none = Filter {
-            states: vec![],
-            producer_ids: vec![],
+            states: None,
+            producer_ids: HashSet::new(),
             duration_ms: -1,
             pattern: None,
         };
@@ -149,30 +160,44 @@ mod tests {
         let empty = meta("app-2", 8, TxnState::Empty, -1);
         assert!(none.includes(&ongoing, 5_000) && none.includes(&empty, 5_000));
         assert!(!none.includes(&meta("gone", 9, TxnState::Dead, -1), 5_000));
-        let (s, unknown) = states(&["Ongoing".into(), "Bogus".into(), "ongoing".into()]);
-        assert_eq!(s, vec![TxnState::Ongoing]);
+        let (s, unknown) = states(&[
+            "Ongoing".into(),
+            "Bogus".into(),
+            "ongoing".into(),
+            "Bogus".into(),
+        ]);
+        assert_eq!(s, Some(vec![TxnState::Ongoing]));
         assert_eq!(unknown, vec!["Bogus".to_string(), "ongoing".to_string()]);
         let by_state = Filter { states: s, ..none };
         assert!(by_state.includes(&ongoing, 5_000) && !by_state.includes(&empty, 5_000));
+        // Only unknown names: nothing is listed (Kafka's filter is on the names given).
+        let (s, _) = states(&["Bogus".into()]);
+        let bogus = Filter {
+            states: s,
+            producer_ids: HashSet::new(),
+            duration_ms: -1,
+            pattern: None,
+        };
+        assert!(!bogus.includes(&ongoing, 5_000) && !bogus.includes(&empty, 5_000));
         let by_pid = Filter {
-            states: vec![],
-            producer_ids: vec![8],
+            states: None,
+            producer_ids: [8].into_iter().collect(),
             duration_ms: -1,
             pattern: None,
         };
         assert!(!by_pid.includes(&ongoing, 5_000) && by_pid.includes(&empty, 5_000));
         // Running longer than the duration: 4 s > 3 s, not > 5 s.
         let long = |d| Filter {
-            states: vec![TxnState::Ongoing],
-            producer_ids: vec![],
+            states: Some(vec![TxnState::Ongoing]),
+            producer_ids: HashSet::new(),
             duration_ms: d,
             pattern: None,
         };
         assert!(long(3_000).includes(&ongoing, 5_000));
         assert!(!long(5_000).includes(&ongoing, 5_000));
         let re = Filter {
-            states: vec![],
-            producer_ids: vec![],
+            states: None,
+            producer_ids: HashSet::new(),
             duration_ms: -1,
             pattern: Some(regex::Regex::new("^(?:app-1)$").unwrap()),
         };

@@ -1,5 +1,7 @@
 //! OffsetFetch (v1–9): committed offsets (with metadata) of one group, or of several groups per
-//! request from v8. Partitions without a commit get offset -1.
+//! request from v8. Partitions without a commit get offset -1. DESCRIBE on the group (and on
+//! each named topic); v1 has no top-level error field, so a group error is put on every
+//! requested partition, as Kafka does.
 
 use super::RequestCtx;
 use crate::auth::acl;

@@ -398,7 +398,11 @@ impl PartitionLeader {
 
     fn run_retention(&mut self, ctx: &mut Context<Self>) {
         let ttl = self.env.producer_expiration.as_millis() as i64;
-        let forgotten = self.log.producers.expire(now_ms(), ttl);
+        let txns = &self.log.txns;
+        let forgotten = self
+            .log
+            .producers
+            .expire(now_ms(), ttl, |pid| txns.is_open(pid));
         if forgotten > 0 {
             tracing::debug!("{}: {forgotten} idle producer(s) expired", self.log.tp);
         }
@@ -739,20 +743,33 @@ impl Handler<DescribeProducers> for PartitionLeader {
     type Result = MessageResult<DescribeProducers>;
 
     fn handle(&mut self, _: DescribeProducers, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.log
-                .producers
-                .describe()
-                .into_iter()
-                .map(|(pid, epoch, last_sequence, last_ms)| ActiveProducer {
+        let mut out: Vec<ActiveProducer> = self
+            .log
+            .producers
+            .describe()
+            .into_iter()
+            .map(|(pid, epoch, last_sequence, last_ms)| ActiveProducer {
+                producer_id: pid,
+                producer_epoch: epoch,
+                last_sequence,
+                last_timestamp: last_ms,
+                current_txn_start_offset: self.log.txns.open_since(pid).unwrap_or(-1),
+            })
+            .collect();
+        // A transaction open here whose producer has no sequence state (rebuilt from older
+        // segments than the producer state is): still listed, it holds the LSO.
+        for (pid, first) in self.log.txns.open_transactions() {
+            if out.iter().all(|a| a.producer_id != pid) {
+                out.push(ActiveProducer {
                     producer_id: pid,
-                    producer_epoch: epoch,
-                    last_sequence,
-                    last_timestamp: last_ms,
-                    current_txn_start_offset: self.log.txns.open_since(pid).unwrap_or(-1),
-                })
-                .collect(),
-        )
+                    producer_epoch: -1,
+                    last_sequence: -1,
+                    last_timestamp: -1,
+                    current_txn_start_offset: first,
+                });
+            }
+        }
+        MessageResult(out)
     }
 }
 

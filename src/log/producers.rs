@@ -163,12 +163,14 @@ impl ProducerStates {
         }
     }
 
-    /// Forget producers idle for longer than `ttl_ms` (Kafka's `producer.id.expiration.ms`):
-    /// their next batch is treated as a new producer's. Returns how many were forgotten.
-    pub fn expire(&mut self, now_ms: i64, ttl_ms: i64) -> usize {
+    /// Forget producers idle for longer than `ttl_ms` (Kafka's `producer.id.expiration.ms`)
+    /// unless `keep` says otherwise (a producer with a transaction open here is kept, as in
+    /// Kafka): their next batch is treated as a new producer's. Returns how many were
+    /// forgotten.
+    pub fn expire(&mut self, now_ms: i64, ttl_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
         let before = self.map.len();
         self.map
-            .retain(|_, e| now_ms.saturating_sub(e.last_ms) <= ttl_ms);
+            .retain(|pid, e| now_ms.saturating_sub(e.last_ms) <= ttl_ms || keep(*pid));
         before - self.map.len()
     }
 
@@ -217,10 +219,10 @@ mod expiry_tests {
         };
         s.record_at(1, 0, b, 1_000);
         s.record_at(2, 0, b, 5_000);
-        assert_eq!(s.expire(6_000, 2_000), 1);
+        assert_eq!(s.expire(6_000, 2_000, |_| false), 1);
         assert_eq!(s.len(), 1);
         assert_eq!(s.check(1, 0, 0, 0), SeqCheck::Append);
-        assert_eq!(s.expire(100_000, 2_000), 1);
+        assert_eq!(s.expire(100_000, 2_000, |_| false), 1);
         assert!(s.is_empty());
     }
 }

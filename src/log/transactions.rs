@@ -57,6 +57,14 @@ impl PartitionTransactions {
         }
     }
 
+    /// Every open transaction here: (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.by_first
+            .iter()
+            .map(|(first, pid)| (*pid, *first))
+            .collect()
+    }
+
     /// First offset of `producer_id`'s open transaction here, if one is open.
     pub fn open_since(&self, producer_id: i64) -> Option<i64> {
         self.open.get(&producer_id).copied()

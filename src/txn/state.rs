@@ -296,7 +296,8 @@ impl TxnMetadata {
         };
         next.partitions.clear();
         next.groups.clear();
-        next.start_ms = -1;
+        // As Kafka: the start time of the last transaction stays until the next one starts
+        // (DescribeTransactions shows it, ListTransactions' duration filter reads it).
         next.last_update_ms = now_ms;
         next
     }
