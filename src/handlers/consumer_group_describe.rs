@@ -108,6 +108,8 @@ pub async fn handle(
                         .topic_partitions
                         .iter()
                         .chain(&m.target_assignment.topic_partitions)
+                        // A deleted topic (no name any more) reveals nothing.
+                        .filter(|tp| !tp.topic_name.is_empty())
                         .any(|tp| {
                             !ctx.allowed(
                                 acl::op::DESCRIBE,
