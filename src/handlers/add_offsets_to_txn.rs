@@ -2,10 +2,10 @@
 //! TxnOffsetCommit may then stage the group's offsets in it. WRITE on the TRANSACTIONAL_ID and
 //! READ on the GROUP.
 
-use super::RequestCtx;
+use super::{ask_txn_coordinator, RequestCtx};
 use crate::auth::acl::{op, resource};
 use crate::error::code;
-use crate::txn::coordinator::{fenced_code, Add};
+use crate::txn::coordinator::Add;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 pub async fn handle(ctx: &RequestCtx, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
@@ -18,23 +18,14 @@ pub async fn handle(ctx: &RequestCtx, req: AddOffsetsToTxnRequest) -> AddOffsets
     } else if let Err(c) = ctx.check_group(op::READ, req.group_id.as_str()) {
         c
     } else {
-        match ctx.broker.transactions.get() {
-            None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            Some(c) => match c
-                .send(Add {
-                    transactional_id: id,
-                    producer_id: req.producer_id.0,
-                    producer_epoch: req.producer_epoch,
-                    partitions: Vec::new(),
-                    groups: vec![req.group_id.to_string()],
-                })
-                .await
-            {
-                Ok(Ok(())) => code::NONE,
-                Ok(Err(e)) => fenced_code(e, ctx.version, 2),
-                Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
-            },
-        }
+        let add = Add {
+            transactional_id: id,
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            partitions: Vec::new(),
+            groups: vec![req.group_id.to_string()],
+        };
+        ask_txn_coordinator(ctx, add, 2).await
     };
     resp
 }

@@ -4,10 +4,10 @@
 //! as Kafka does (those partitions get their error, the others OPERATION_NOT_ATTEMPTED). The
 //! batched v4+ form is broker-to-broker (KIP-890) and not served.
 
-use super::RequestCtx;
+use super::{ask_txn_coordinator, RequestCtx};
 use crate::auth::acl::{op, resource};
 use crate::error::code;
-use crate::txn::coordinator::{fenced_code, Add};
+use crate::txn::coordinator::Add;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
@@ -77,23 +77,14 @@ pub async fn handle(
             .flat_map(|(t, ps)| ps.iter().map(move |(p, _)| (t.clone(), *p)))
             .collect();
         let partitions = partitions.into_iter().collect();
-        Some(match broker.transactions.get() {
-            None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            Some(c) => match c
-                .send(Add {
-                    transactional_id: id,
-                    producer_id: req.v3_and_below_producer_id.0,
-                    producer_epoch: req.v3_and_below_producer_epoch,
-                    partitions,
-                    groups: Vec::new(),
-                })
-                .await
-            {
-                Ok(Ok(())) => code::NONE,
-                Ok(Err(e)) => fenced_code(e, ctx.version, 2),
-                Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
-            },
-        })
+        let add = Add {
+            transactional_id: id,
+            producer_id: req.v3_and_below_producer_id.0,
+            producer_epoch: req.v3_and_below_producer_epoch,
+            partitions,
+            groups: Vec::new(),
+        };
+        Some(ask_txn_coordinator(ctx, add, 2).await)
     };
     let mut resp = AddPartitionsToTxnResponse::default();
     for (name, parts) in pre {

@@ -4,10 +4,10 @@
 //! next AddPartitionsToTxn or InitProducerId gets CONCURRENT_TRANSACTIONS. WRITE on the
 //! TRANSACTIONAL_ID. (v5, KIP-890's transaction version 2, is not served.)
 
-use super::RequestCtx;
+use super::{ask_txn_coordinator, RequestCtx};
 use crate::auth::acl::{op, resource};
 use crate::error::code;
-use crate::txn::coordinator::{fenced_code, End};
+use crate::txn::coordinator::End;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 
 pub async fn handle(ctx: &RequestCtx, req: EndTxnRequest) -> EndTxnResponse {
@@ -18,22 +18,13 @@ pub async fn handle(ctx: &RequestCtx, req: EndTxnRequest) -> EndTxnResponse {
     } else if !ctx.allowed(op::WRITE, resource::TRANSACTIONAL_ID, &id) {
         code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     } else {
-        match ctx.broker.transactions.get() {
-            None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            Some(c) => match c
-                .send(End {
-                    transactional_id: id,
-                    producer_id: req.producer_id.0,
-                    producer_epoch: req.producer_epoch,
-                    commit: req.committed,
-                })
-                .await
-            {
-                Ok(Ok(())) => code::NONE,
-                Ok(Err(e)) => fenced_code(e, ctx.version, 2),
-                Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
-            },
-        }
+        let end = End {
+            transactional_id: id,
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            commit: req.committed,
+        };
+        ask_txn_coordinator(ctx, end, 2).await
     };
     resp
 }

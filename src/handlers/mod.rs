@@ -663,6 +663,26 @@ pub fn response_errors(r: &ResponseKind) -> Vec<i16> {
     }
 }
 
+/// Send one transaction operation to this broker's coordinator and answer as the transaction
+/// APIs do: NONE or the coordinator's code (PRODUCER_FENCED read as INVALID_PRODUCER_EPOCH
+/// below version `fenced_from`, see `fenced_code`), the retriable COORDINATOR_NOT_AVAILABLE
+/// when it does not answer, and TRANSACTIONAL_ID_AUTHORIZATION_FAILED in cluster mode, which
+/// has no transaction coordinator yet.
+pub async fn ask_txn_coordinator<M>(ctx: &RequestCtx, msg: M, fenced_from: i16) -> i16
+where
+    M: actix::Message<Result = std::result::Result<(), i16>> + Send + 'static,
+    crate::txn::coordinator::TxnCoordinator: actix::Handler<M>,
+{
+    match ctx.broker.transactions.get() {
+        None => crate::error::code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        Some(c) => match c.send(msg).await {
+            Ok(Ok(())) => crate::error::code::NONE,
+            Ok(Err(e)) => crate::txn::coordinator::fenced_code(e, ctx.version, fenced_from),
+            Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
+        },
+    }
+}
+
 /// Kafka sends a null error message where there is nothing to say; `kafka-protocol` defaults
 /// some nullable messages to "" (clients such as aiokafka assert `None` on success). Every
 /// nullable error message we may answer with goes through here.

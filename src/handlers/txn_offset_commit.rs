@@ -6,10 +6,10 @@
 //! instance and generation (v3+) are checked against the group when given (KIP-447:
 //! UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID).
 
-use super::RequestCtx;
+use super::{ask_txn_coordinator, RequestCtx};
 use crate::auth::acl::{op, resource};
 use crate::error::code;
-use crate::txn::coordinator::{fenced_code, AddOffsets, PendingOffset};
+use crate::txn::coordinator::{AddOffsets, PendingOffset};
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -86,23 +86,16 @@ pub async fn handle(ctx: &RequestCtx, req: TxnOffsetCommitRequest) -> TxnOffsetC
     let result: i16 = match whole.or(member) {
         Some(c) => c,
         None if offsets.is_empty() => code::NONE,
-        None => match broker.transactions.get() {
-            None => code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            Some(c) => match c
-                .send(AddOffsets {
-                    transactional_id: id,
-                    producer_id: req.producer_id.0,
-                    producer_epoch: req.producer_epoch,
-                    offsets,
-                })
-                .await
-            {
-                Ok(Ok(())) => code::NONE,
-                // This API has no PRODUCER_FENCED in any version: INVALID_PRODUCER_EPOCH.
-                Ok(Err(e)) => fenced_code(e, ctx.version, i16::MAX),
-                Err(_) => crate::group::state::COORDINATOR_NOT_AVAILABLE,
-            },
-        },
+        None => {
+            let add = AddOffsets {
+                transactional_id: id,
+                producer_id: req.producer_id.0,
+                producer_epoch: req.producer_epoch,
+                offsets,
+            };
+            // This API has no PRODUCER_FENCED in any version: INVALID_PRODUCER_EPOCH.
+            ask_txn_coordinator(ctx, add, i16::MAX).await
+        }
     };
     let mut resp = TxnOffsetCommitResponse::default();
     for (t, codes) in req.topics.iter().zip(pre) {
