@@ -166,6 +166,18 @@ impl GroupCoordinator {
         }
     }
 
+    /// Queue one change of the offsets document and start writing; the receiver gets its
+    /// outcome (NONE once written).
+    fn queue_write(&mut self, ctx: &mut Context<Self>, change: Change) -> oneshot::Receiver<i16> {
+        let (tx, rx) = oneshot::channel();
+        self.commit_queue.push_back(CommitJob {
+            change,
+            reply: Some(tx),
+        });
+        self.start_write(ctx);
+        rx
+    }
+
     fn start_write(&mut self, ctx: &mut Context<Self>) {
         if self.writing || self.commit_queue.is_empty() {
             return;
@@ -547,12 +559,7 @@ impl Handler<Commit> for GroupCoordinator {
         if changes.is_empty() {
             return Box::pin(actix::fut::ready(Ok(codes)));
         }
-        let (tx, rx) = oneshot::channel();
-        self.commit_queue.push_back(CommitJob {
-            change: Change::Commit(changes),
-            reply: Some(tx),
-        });
-        self.start_write(ctx);
+        let rx = self.queue_write(ctx, Change::Commit(changes));
         Box::pin(
             async move {
                 let c = rx.await.unwrap_or(super::state::COORDINATOR_NOT_AVAILABLE);
@@ -651,12 +658,7 @@ impl Handler<CommitTransactional> for GroupCoordinator {
         if changes.is_empty() {
             return Box::pin(actix::fut::ready(Ok(())));
         }
-        let (tx, rx) = oneshot::channel();
-        self.commit_queue.push_back(CommitJob {
-            change: Change::Commit(changes),
-            reply: Some(tx),
-        });
-        self.start_write(ctx);
+        let rx = self.queue_write(ctx, Change::Commit(changes));
         Box::pin(
             async move {
                 match rx.await.unwrap_or(super::state::COORDINATOR_NOT_AVAILABLE) {
@@ -724,12 +726,7 @@ impl Handler<DeleteOffsets> for GroupCoordinator {
         if keys.is_empty() {
             return Box::pin(actix::fut::ready(Ok(codes)));
         }
-        let (tx, rx) = oneshot::channel();
-        self.commit_queue.push_back(CommitJob {
-            change: Change::Delete(keys),
-            reply: Some(tx),
-        });
-        self.start_write(ctx);
+        let rx = self.queue_write(ctx, Change::Delete(keys));
         Box::pin(
             async move {
                 match rx.await.unwrap_or(super::state::COORDINATOR_NOT_AVAILABLE) {
