@@ -516,3 +516,32 @@ fn transactions_and_producers_are_described() {
     );
     assert_eq!(r.transaction_states.len(), 1);
 }
+
+/// The object store refuses writes: the coordinator persists every change before acting, so
+/// InitProducerId answers the retriable COORDINATOR_NOT_AVAILABLE and nothing changes — once
+/// writes work again the epoch moves by exactly one from the last acknowledged one.
+#[test]
+fn a_failed_coordinator_write_changes_nothing() {
+    use kafka_protocol::messages::{ApiKey, ProducerId, RequestKind, ResponseKind};
+    use std::sync::atomic::Ordering;
+    let b = TestBroker::start(settings("memory://"));
+    let mut raw = Raw::connect(b.kafka);
+    let mut init = || {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("flaky"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match raw.request(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req)) {
+            ResponseKind::InitProducerId(r) => (r.error_code, r.producer_id.0, r.producer_epoch),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (code, pid, epoch) = init();
+    assert_eq!(code, 0);
+    b.storage.failpoints.put.store(true, Ordering::SeqCst);
+    assert_eq!(init().0, 15, "COORDINATOR_NOT_AVAILABLE while writes fail");
+    assert_eq!(init().0, 15);
+    b.storage.failpoints.put.store(false, Ordering::SeqCst);
+    assert_eq!(init(), (0, pid, epoch + 1));
+}
